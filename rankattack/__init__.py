@@ -4,8 +4,55 @@ Implements Zhou et al., "Adversarial Ranking Attack and Defense" (ECCV 2020):
 Candidate Attack (CA+/CA-), Query Attack (QA+/QA-, with the Semantics-Preserving
 term), the maximum-shift attack behind the embedding-shift defense, and the tools
 to evaluate them, over any embedding model.
+
+The core imports only torch and numpy; training, evaluation, plots, the command line
+and the ART adapters live in their own modules and import their dependencies lazily.
 """
 
 from __future__ import annotations
 
+import logging
+
+from rankattack.attacks import (
+    AttackResult,
+    CandidateAttack,
+    MaxShiftAttack,
+    QueryAttack,
+    RankingAttack,
+    ShiftResult,
+)
+from rankattack.distances import CosineDistance, Distance, EuclideanDistance, get_distance
+from rankattack.gallery import Gallery
+from rankattack.objectives import (
+    CandidateObjective,
+    MaxShiftObjective,
+    QueryObjective,
+    RankingObjective,
+)
+from rankattack.pgd import LinfPGD
+from rankattack.wrappers import EmbeddingModel, eval_mode
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "AttackResult",
+    "CandidateAttack",
+    "CandidateObjective",
+    "CosineDistance",
+    "Distance",
+    "EmbeddingModel",
+    "EuclideanDistance",
+    "Gallery",
+    "LinfPGD",
+    "MaxShiftAttack",
+    "MaxShiftObjective",
+    "QueryAttack",
+    "QueryObjective",
+    "RankingAttack",
+    "RankingObjective",
+    "ShiftResult",
+    "eval_mode",
+    "get_distance",
+]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

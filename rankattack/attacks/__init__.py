@@ -1,0 +1,17 @@
+"""Ranking attacks: thin classes binding a model, a gallery, an objective and PGD."""
+
+from __future__ import annotations
+
+from rankattack.attacks.base import AttackResult, RankingAttack
+from rankattack.attacks.candidateattack import CandidateAttack
+from rankattack.attacks.maxshiftattack import MaxShiftAttack, ShiftResult
+from rankattack.attacks.queryattack import QueryAttack
+
+__all__ = [
+    "AttackResult",
+    "CandidateAttack",
+    "MaxShiftAttack",
+    "QueryAttack",
+    "RankingAttack",
+    "ShiftResult",
+]

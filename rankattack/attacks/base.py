@@ -1,0 +1,99 @@
+"""What every ranking attack shares: model handling, the PGD engine, results, repr."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rankattack._validation import check_tensor, check_unit_range
+from rankattack.gallery import check_embedding_output
+from rankattack.pgd import LinfPGD
+from rankattack.wrappers import eval_mode
+
+__all__ = ["AttackResult", "RankingAttack"]
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """Outcome of :meth:`RankingAttack.run`.
+
+    Attributes
+    ----------
+    adversarial : Tensor
+        ``[N, *S]`` perturbed inputs.
+    rank_before, rank_after : Tensor
+        ``[N]`` mean normalized ranks (in ``[0, 1]``) of the chosen candidates before
+        and after the attack: ``R_CA(c)`` for CA, ``R_QA(q)`` for QA (paper Sec. 4).
+    sp_rank_before, sp_rank_after : Tensor or None
+        ``[N]`` mean normalized ranks of ``C_SP`` (query attacks only).
+    """
+
+    adversarial: Tensor
+    rank_before: Tensor
+    rank_after: Tensor
+    sp_rank_before: Tensor | None = None
+    sp_rank_after: Tensor | None = None
+
+
+class RankingAttack:
+    """Base of the ranking attacks: binds a model to the L-inf PGD engine.
+
+    Parameters
+    ----------
+    model : callable
+        Maps inputs ``[N, *S]`` in ``[0, 1]`` to embeddings ``[N, D]``.
+    eps, alpha, steps, random_start
+        See :class:`rankattack.pgd.LinfPGD`.
+    """
+
+    def __init__(
+        self,
+        model: Callable[[Tensor], Tensor],
+        eps: float = 8 / 255,
+        alpha: float | None = None,
+        steps: int | None = None,
+        random_start: bool = False,
+    ) -> None:
+        if not callable(model):
+            raise TypeError(f"model must be callable, got {type(model).__name__}")
+        self.model = model
+        self.pgd = LinfPGD(eps=eps, alpha=alpha, steps=steps, random_start=random_start)
+
+    @property
+    def eps(self) -> float:
+        return self.pgd.eps
+
+    @property
+    def alpha(self) -> float:
+        return self.pgd.alpha
+
+    @property
+    def steps(self) -> int:
+        return self.pgd.steps
+
+    def _params(self) -> dict[str, Any]:
+        return {"eps": self.eps, "alpha": self.alpha, "steps": self.steps}
+
+    def __repr__(self) -> str:
+        name = getattr(self.model, "__name__", type(self.model).__name__)
+        params = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}(model={name}, {params})"
+
+    def embed(self, inputs: Tensor, name: str = "inputs", dim: int | None = None) -> Tensor:
+        """Clean embeddings of ``inputs`` (eval mode, no gradient), shape-checked."""
+        with eval_mode(self.model), torch.no_grad():
+            out = self.model(inputs)
+        return check_embedding_output(out, inputs.shape[0], "model", dim).detach()
+
+    @staticmethod
+    def check_inputs(value: Any, name: str, min_ndim: int = 2) -> Tensor:
+        """Inputs must be a floating tensor ``[N, *S]`` with N >= 1, in ``[0, 1]``."""
+        check_tensor(value, name, min_ndim=min_ndim, floating=True)
+        if value.shape[0] < 1:
+            raise ValueError(f"{name} must hold at least one input, got shape {tuple(value.shape)}")
+        check_unit_range(value, name)
+        return value

@@ -1,0 +1,146 @@
+"""Candidate Attack: raise (CA+) or lower (CA-) a candidate's rank by perturbing it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import Tensor
+
+from rankattack._validation import check_choice
+from rankattack.attacks.base import AttackResult, RankingAttack
+from rankattack.gallery import Gallery
+from rankattack.objectives import DIRECTIONS, CandidateObjective
+
+__all__ = ["CandidateAttack"]
+
+
+class CandidateAttack(RankingAttack):
+    """Candidate Attack (Zhou et al., ECCV 2020, Sec. 3.1, Eq. 1-7).
+
+    Perturbs each candidate c within an L-inf ball so that its rank with respect to a
+    set of w queries is raised (CA+, Eq. 4) or lowered (CA-, Eq. 7), solved by PGD
+    (Eq. 6) on the hinge objective :class:`~rankattack.objectives.CandidateObjective`.
+
+    Parameters
+    ----------
+    model : callable
+        Maps inputs ``[N, *S]`` in ``[0, 1]`` to embeddings ``[N, D]``.
+    gallery : Gallery
+        The candidate set X the ranks are taken in.
+    direction : {"raise", "lower"}, default "raise"
+        CA+ or CA-.
+    eps : float, default 8/255
+        L-inf radius.
+    alpha : float, optional
+        Step size; default ``min(max(eps/10, 1/255), 0.01)``.
+    steps : int, optional
+        PGD iterations; default ``int(min(max(10, 2 eps/alpha), 30))``.
+    random_start : bool, default False
+        Start from a random point of the ball (the paper starts at the clean input).
+
+    Shape
+    -----
+    - candidates: ``[N, *S]`` in ``[0, 1]``
+    - queries: ``[N, w, *S]`` in ``[0, 1]``, or query_embeddings ``[N, w, D]``
+    - output: ``[N, *S]``
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rankattack import CandidateAttack, Gallery
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8))
+    >>> gallery = Gallery.from_inputs(model, torch.rand(50, 1, 4, 4))
+    >>> atk = CandidateAttack(model, gallery, direction="raise", eps=0.1)
+    >>> result = atk.run(torch.rand(3, 1, 4, 4), torch.rand(3, 2, 1, 4, 4))
+    >>> bool((result.rank_after <= result.rank_before).all())
+    True
+    """
+
+    def __init__(
+        self,
+        model: Callable[[Tensor], Tensor],
+        gallery: Gallery,
+        direction: str = "raise",
+        eps: float = 8 / 255,
+        alpha: float | None = None,
+        steps: int | None = None,
+        random_start: bool = False,
+    ) -> None:
+        super().__init__(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
+        if not isinstance(gallery, Gallery):
+            raise TypeError(f"gallery must be a rankattack.Gallery, got {type(gallery).__name__}")
+        self.gallery = gallery
+        self.direction = check_choice(direction, "direction", DIRECTIONS)
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "gallery": self.gallery,
+            "direction": self.direction,
+            **super()._params(),
+            "random_start": self.pgd.random_start,
+        }
+
+    def objective(
+        self,
+        candidates: Tensor,
+        queries: Tensor | None = None,
+        query_embeddings: Tensor | None = None,
+    ) -> CandidateObjective:
+        """Validate the arguments and build the CA objective for them."""
+        self.check_inputs(candidates, "candidates")
+        n = candidates.shape[0]
+        if (queries is None) == (query_embeddings is None):
+            raise ValueError("give exactly one of queries or query_embeddings")
+        if queries is not None:
+            self.check_inputs(queries, "queries", min_ndim=3)
+            if queries.shape[0] != n or queries.shape[2:] != candidates.shape[1:]:
+                raise ValueError(
+                    f"queries must be [N, w, *S] = [{n}, w, "
+                    f"{', '.join(map(str, candidates.shape[1:]))}] to match candidates, "
+                    f"got shape {tuple(queries.shape)}"
+                )
+            w = queries.shape[1]
+            emb = self.embed(queries.flatten(0, 1), "queries", self.gallery.dim)
+            query_embeddings = emb.view(n, w, -1)
+        else:
+            assert query_embeddings is not None
+            self.gallery.check_embeddings(query_embeddings, "query_embeddings", 3)
+            if query_embeddings.shape[0] != n:
+                raise ValueError(
+                    f"query_embeddings must be [N, w, D] with N = {n} (one row per "
+                    f"candidate), got shape {tuple(query_embeddings.shape)}"
+                )
+        w = query_embeddings.shape[1]
+        if not 1 <= w <= len(self.gallery):
+            raise ValueError(
+                f"the number of queries w must be in [1, |X| = {len(self.gallery)}], got {w}"
+            )
+        return CandidateObjective(self.gallery, query_embeddings, self.direction)
+
+    def __call__(
+        self,
+        candidates: Tensor,
+        queries: Tensor | None = None,
+        *,
+        query_embeddings: Tensor | None = None,
+    ) -> Tensor:
+        """Return adversarial candidates ``[N, *S]``."""
+        objective = self.objective(candidates, queries, query_embeddings)
+        return self.pgd(self.model, candidates, objective)
+
+    def run(
+        self,
+        candidates: Tensor,
+        queries: Tensor | None = None,
+        *,
+        query_embeddings: Tensor | None = None,
+    ) -> AttackResult:
+        """Attack and report the mean normalized rank ``R_CA(c)`` before and after."""
+        objective = self.objective(candidates, queries, query_embeddings)
+        before = objective.ranks(self.embed(candidates, "candidates", self.gallery.dim))
+        adv = self.pgd(self.model, candidates, objective)
+        after = objective.ranks(self.embed(adv, "candidates", self.gallery.dim))
+        return AttackResult(adversarial=adv, rank_before=before, rank_after=after)

@@ -1,0 +1,214 @@
+"""Query Attack: raise (QA+) or lower (QA-) chosen candidates' ranks by perturbing the query."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rankattack._validation import check_choice, check_int, check_real
+from rankattack.attacks.base import AttackResult, RankingAttack
+from rankattack.gallery import Gallery
+from rankattack.objectives import DIRECTIONS, QueryObjective
+
+__all__ = ["QueryAttack"]
+
+#: Default Semantics-Preserving weight per direction (paper Sec. 4, "Hyper-Parameters").
+DEFAULT_XI = {"raise": 1.0, "lower": 100.0}
+
+
+class QueryAttack(RankingAttack):
+    """Semantics-Preserving Query Attack (Zhou et al., ECCV 2020, Sec. 3.2, Eq. 8-12).
+
+    Perturbs each query q within an L-inf ball so that the ranks of its m chosen
+    candidates C are raised (QA+, Eq. 11) or lowered (QA-, Eq. 9), while the SP term
+    ``xi * L_QA+(q, C_SP; X)`` (Eq. 12) keeps the query's top-G other results in place.
+
+    Parameters
+    ----------
+    model : callable
+        Maps inputs ``[N, *S]`` in ``[0, 1]`` to embeddings ``[N, D]``.
+    gallery : Gallery
+        The candidate set X.
+    direction : {"raise", "lower"}, default "lower"
+        QA+ or QA-.
+    eps, alpha, steps, random_start
+        As in :class:`~rankattack.CandidateAttack`.
+    xi : float, optional
+        SP weight; default 1 for "raise", 100 for "lower" (the paper's). 0 gives the
+        naive QA of Eq. 9 / 11.
+    sp_size : int, default 5
+        G, the size of ``C_SP``: the query's G nearest gallery items outside C, its own
+        copy in the gallery excluded (0 disables SP).
+
+    Shape
+    -----
+    - queries: ``[N, *S]`` in ``[0, 1]``
+    - candidate_indices: ``[N, m]`` int64 into the gallery, or candidates ``[N, m, *S]``
+    - output: ``[N, *S]``
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rankattack import Gallery, QueryAttack
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8))
+    >>> x = torch.rand(60, 1, 4, 4)
+    >>> gallery = Gallery.from_inputs(model, x)
+    >>> atk = QueryAttack(model, gallery, direction="raise", eps=0.1)
+    >>> result = atk.run(x[:4], candidate_indices=torch.randint(0, 60, (4, 2)))
+    >>> bool(result.rank_after.mean() < result.rank_before.mean())
+    True
+    """
+
+    def __init__(
+        self,
+        model: Callable[[Tensor], Tensor],
+        gallery: Gallery,
+        direction: str = "lower",
+        eps: float = 8 / 255,
+        alpha: float | None = None,
+        steps: int | None = None,
+        xi: float | None = None,
+        sp_size: int = 5,
+        random_start: bool = False,
+    ) -> None:
+        super().__init__(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
+        if not isinstance(gallery, Gallery):
+            raise TypeError(f"gallery must be a rankattack.Gallery, got {type(gallery).__name__}")
+        self.gallery = gallery
+        self.direction = check_choice(direction, "direction", DIRECTIONS)
+        self.xi = DEFAULT_XI[self.direction] if xi is None else check_real(xi, "xi", low=0.0)
+        self.sp_size = check_int(sp_size, "sp_size", low=0)
+        if self.sp_size >= len(gallery):
+            raise ValueError(
+                f"sp_size must be smaller than the gallery ({len(gallery)} items), got {sp_size}"
+            )
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "gallery": self.gallery,
+            "direction": self.direction,
+            **super()._params(),
+            "xi": self.xi,
+            "sp_size": self.sp_size,
+            "random_start": self.pgd.random_start,
+        }
+
+    def semantic_set(
+        self,
+        query_embeddings: Tensor,
+        candidate_embeddings: Tensor,
+        candidate_indices: Tensor | None = None,
+        query_indices: Tensor | None = None,
+    ) -> Tensor:
+        """Indices ``[N, G]`` of ``C_SP``: each query's G nearest gallery items outside C.
+
+        Items listed in ``candidate_indices`` / ``query_indices`` and gallery copies
+        (within :attr:`Gallery.duplicate_tol`) of the query or of a chosen candidate are
+        skipped.
+        """
+        excluded = [t for t in (candidate_indices, query_indices) if t is not None]
+        ex_idx = torch.cat(excluded, dim=1) if excluded else None
+        ex_emb = torch.cat([query_embeddings.unsqueeze(1), candidate_embeddings], dim=1)
+        _, idx = self.gallery.topk(
+            query_embeddings, self.sp_size, exclude_indices=ex_idx, exclude_embeddings=ex_emb
+        )
+        if self.sp_size and bool((idx < 0).any()):
+            raise ValueError(
+                f"the gallery has fewer than sp_size={self.sp_size} items outside the chosen "
+                f"candidates and the query's copies; lower sp_size"
+            )
+        return idx
+
+    def objective(
+        self,
+        queries: Tensor,
+        candidate_indices: Tensor | None = None,
+        candidates: Tensor | None = None,
+        query_indices: Tensor | None = None,
+    ) -> tuple[QueryObjective, Tensor]:
+        """Validate the arguments; return the SP-QA objective and the clean query embeddings."""
+        self.check_inputs(queries, "queries")
+        n = queries.shape[0]
+        if (candidate_indices is None) == (candidates is None):
+            raise ValueError("give exactly one of candidate_indices or candidates")
+        if candidate_indices is not None:
+            candidate_indices = self.gallery.check_indices(candidate_indices, "candidate_indices")
+            if candidate_indices.shape[0] != n:
+                raise ValueError(
+                    f"candidate_indices must be [N, m] with N = {n} (one row per query), got "
+                    f"shape {tuple(candidate_indices.shape)}"
+                )
+            c_emb = self.gallery.embeddings[candidate_indices]
+        else:
+            assert candidates is not None
+            self.check_inputs(candidates, "candidates", min_ndim=3)
+            if candidates.shape[0] != n or candidates.shape[2:] != queries.shape[1:]:
+                raise ValueError(
+                    f"candidates must be [N, m, *S] = [{n}, m, "
+                    f"{', '.join(map(str, queries.shape[1:]))}] to match queries, got shape "
+                    f"{tuple(candidates.shape)}"
+                )
+            m = candidates.shape[1]
+            c_emb = self.embed(candidates.flatten(0, 1), "candidates", self.gallery.dim)
+            c_emb = c_emb.view(n, m, -1)
+        m = c_emb.shape[1]
+        if not 1 <= m <= len(self.gallery):
+            raise ValueError(
+                f"the number of candidates m must be in [1, |X| = {len(self.gallery)}], got {m}"
+            )
+        if query_indices is not None:
+            query_indices = self.gallery.check_indices(query_indices, "query_indices", ndim=1)
+            if query_indices.shape[0] != n:
+                raise ValueError(
+                    f"query_indices must have one entry per query ({n}), got "
+                    f"{query_indices.shape[0]}"
+                )
+            query_indices = query_indices.unsqueeze(1)
+        q_emb = self.embed(queries, "queries", self.gallery.dim)
+        sp_emb = None
+        if self.sp_size > 0:
+            sp_idx = self.semantic_set(q_emb, c_emb, candidate_indices, query_indices)
+            sp_emb = self.gallery.embeddings[sp_idx]
+        objective = QueryObjective(self.gallery, c_emb, self.direction, self.xi, sp_emb)
+        return objective, q_emb
+
+    def __call__(
+        self,
+        queries: Tensor,
+        candidate_indices: Tensor | None = None,
+        *,
+        candidates: Tensor | None = None,
+        query_indices: Tensor | None = None,
+    ) -> Tensor:
+        """Return adversarial queries ``[N, *S]``.
+
+        ``query_indices`` ``[N]`` (optional) gives each query's own position in the
+        gallery, so that exactly that item is kept out of ``C_SP``.
+        """
+        objective, _ = self.objective(queries, candidate_indices, candidates, query_indices)
+        return self.pgd(self.model, queries, objective)
+
+    def run(
+        self,
+        queries: Tensor,
+        candidate_indices: Tensor | None = None,
+        *,
+        candidates: Tensor | None = None,
+        query_indices: Tensor | None = None,
+    ) -> AttackResult:
+        """Attack and report ``R_QA(q)`` and the mean rank of ``C_SP`` before and after."""
+        objective, q_emb = self.objective(queries, candidate_indices, candidates, query_indices)
+        adv = self.pgd(self.model, queries, objective)
+        adv_emb = self.embed(adv, "queries", self.gallery.dim)
+        return AttackResult(
+            adversarial=adv,
+            rank_before=objective.ranks(q_emb),
+            rank_after=objective.ranks(adv_emb),
+            sp_rank_before=objective.sp_ranks(q_emb),
+            sp_rank_after=objective.sp_ranks(adv_emb),
+        )

@@ -1,0 +1,141 @@
+"""Distances between embeddings: cosine and Euclidean, with bounded-memory pairwise blocks.
+
+Every objective, the gallery and the training losses go through these objects, so a
+ranking is the same whichever part of the library computes it. Smaller always means
+closer (the paper's ``d(q, c)``, Sec. 3).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import Tensor
+
+__all__ = ["CosineDistance", "Distance", "EuclideanDistance", "get_distance"]
+
+
+class Distance(ABC):
+    """A distance between embedding vectors (smaller is closer).
+
+    Subclasses define :meth:`prepare` (a differentiable map applied once to every
+    embedding, e.g. L2 normalization) and distances between *prepared* embeddings,
+    so that a gallery is prepared once and reused.
+    """
+
+    name: str = ""
+
+    @abstractmethod
+    def prepare(self, embeddings: Tensor) -> Tensor:
+        """Map raw embeddings ``[..., D]`` to the space the distance is computed in."""
+
+    @abstractmethod
+    def pairwise(self, a: Tensor, b: Tensor) -> Tensor:
+        """Distances between prepared rows: ``a [M, D]`` x ``b [K, D]`` -> ``[M, K]``."""
+
+    @abstractmethod
+    def paired(self, a: Tensor, b: Tensor) -> Tensor:
+        """Distances between prepared vectors broadcast along ``[..., D]`` -> ``[...]``."""
+
+    @abstractmethod
+    def pairwise_grad(self, a: Tensor, b: Tensor, dist: Tensor, weight: Tensor) -> Tensor:
+        """Gradient of ``sum(weight * pairwise(a, b))`` with respect to ``a``.
+
+        Parameters
+        ----------
+        a, b : Tensor
+            Prepared rows ``[M, D]`` and ``[K, D]``.
+        dist : Tensor
+            ``pairwise(a, b)``, ``[M, K]`` (passed in to avoid recomputing it).
+        weight : Tensor
+            ``[M, K]`` upstream weights.
+        """
+
+    def __call__(self, a: Tensor, b: Tensor) -> Tensor:
+        """Distance between raw embeddings broadcast along ``[..., D]``."""
+        return self.paired(self.prepare(a), self.prepare(b))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class CosineDistance(Distance):
+    """Cosine distance ``d(a, b) = 1 - <a/|a|, b/|b|>``, in ``[0, 2]``."""
+
+    name = "cosine"
+
+    def prepare(self, embeddings: Tensor) -> Tensor:
+        return torch.nn.functional.normalize(embeddings, p=2.0, dim=-1)
+
+    def pairwise(self, a: Tensor, b: Tensor) -> Tensor:
+        return 1.0 - a @ b.transpose(-1, -2)
+
+    def paired(self, a: Tensor, b: Tensor) -> Tensor:
+        return 1.0 - (a * b).sum(-1)
+
+    def pairwise_grad(self, a: Tensor, b: Tensor, dist: Tensor, weight: Tensor) -> Tensor:
+        return -(weight @ b)
+
+
+class EuclideanDistance(Distance):
+    """Euclidean (L2) distance ``d(a, b) = |a - b|_2`` on raw embeddings.
+
+    The gradient at ``a == b`` is taken as zero (the sub-gradient ``torch.cdist`` uses).
+    """
+
+    name = "euclidean"
+
+    def prepare(self, embeddings: Tensor) -> Tensor:
+        return embeddings
+
+    def pairwise(self, a: Tensor, b: Tensor) -> Tensor:
+        sq = (a * a).sum(-1, keepdim=True) + (b * b).sum(-1).unsqueeze(-2) - 2.0 * (a @ b.T)
+        return sq.clamp_min_(0.0).sqrt_()
+
+    def paired(self, a: Tensor, b: Tensor) -> Tensor:
+        diff = a - b
+        sq = (diff * diff).sum(-1)
+        # sqrt with a zero (not NaN) gradient at coincident points
+        safe = torch.where(sq > 0, sq, torch.ones_like(sq))
+        return torch.where(sq > 0, safe.sqrt(), torch.zeros_like(sq))
+
+    def pairwise_grad(self, a: Tensor, b: Tensor, dist: Tensor, weight: Tensor) -> Tensor:
+        scaled = torch.where(dist > 0, weight / dist.clamp_min(1e-30), torch.zeros_like(dist))
+        return a * scaled.sum(-1, keepdim=True) - scaled @ b
+
+
+_DISTANCES: dict[str, type[Distance]] = {
+    "cosine": CosineDistance,
+    "euclidean": EuclideanDistance,
+}
+
+
+def get_distance(metric: str | Distance) -> Distance:
+    """Return the :class:`Distance` for ``metric`` ("cosine" or "euclidean").
+
+    Raises
+    ------
+    ValueError
+        If ``metric`` names no known distance.
+    """
+    if isinstance(metric, Distance):
+        return metric
+    if not isinstance(metric, str):
+        raise TypeError(
+            f"metric must be a str ('cosine' or 'euclidean') or a Distance, "
+            f"got {type(metric).__name__}"
+        )
+    try:
+        return _DISTANCES[metric.lower()]()
+    except KeyError:
+        raise ValueError(f"metric must be one of {sorted(_DISTANCES)}, got {metric!r}") from None
+
+
+def row_chunks(rows: int, total: int, budget: int) -> list[tuple[int, int]]:
+    """Split ``range(total)`` into ``[start, stop)`` blocks of at most ``budget // rows`` items.
+
+    Used so that an ``[rows, block]`` matrix never holds more than ``budget`` elements
+    (at least one item per block).
+    """
+    step = max(1, budget // max(rows, 1))
+    return [(s, min(s + step, total)) for s in range(0, total, step)]

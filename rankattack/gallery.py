@@ -1,0 +1,429 @@
+"""The candidate set X as precomputed embeddings: ranks, nearest neighbours, hinge sums.
+
+Every gallery-wide quantity is computed in blocks so that no ``[M, block]`` (or
+``[M, k, block]``) intermediate holds more than ``chunk_budget`` elements: a gallery of
+a million 512-d embeddings is attacked in bounded memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rankattack._validation import check_finite, check_int, check_tensor
+from rankattack.distances import Distance, get_distance, row_chunks
+from rankattack.wrappers import eval_mode
+
+__all__ = ["DEFAULT_CHUNK_BUDGET", "Gallery"]
+
+logger = logging.getLogger(__name__)
+
+#: Default bound on the number of elements of any gallery-wide intermediate (64 MiB of float32).
+DEFAULT_CHUNK_BUDGET = 2**24
+
+
+class Gallery:
+    """The candidate set X of a ranking system, held as embeddings.
+
+    Parameters
+    ----------
+    embeddings : Tensor
+        ``[|X|, D]`` floating-point embeddings of the candidates. Detached, never copied
+        off their device.
+    labels : Tensor, optional
+        ``[|X|]`` integer class labels (used by retrieval metrics and sampling).
+    metric : {"cosine", "euclidean"} or Distance
+        Cosine distance ``1 - <a, b>`` on L2-normalized embeddings, or Euclidean
+        distance on raw embeddings.
+    chunk_budget : int
+        Upper bound on the number of elements of any ``[rows, block]`` intermediate.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rankattack import Gallery
+    >>> g = Gallery(torch.eye(3), metric="cosine")
+    >>> g.rank(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[[0.0, 1.0, 0.0]]]))
+    tensor([[0.3333]])
+    """
+
+    def __init__(
+        self,
+        embeddings: Tensor,
+        labels: Tensor | None = None,
+        metric: str | Distance = "cosine",
+        *,
+        chunk_budget: int = DEFAULT_CHUNK_BUDGET,
+    ) -> None:
+        check_tensor(embeddings, "embeddings", ndim=2, floating=True)
+        if embeddings.shape[0] < 1 or embeddings.shape[1] < 1:
+            raise ValueError(
+                f"embeddings must be [|X|, D] with |X| >= 1 and D >= 1, "
+                f"got shape {tuple(embeddings.shape)}"
+            )
+        check_finite(embeddings, "embeddings")
+        if labels is not None:
+            check_tensor(labels, "labels", ndim=1, integer=True)
+            if labels.shape[0] != embeddings.shape[0]:
+                raise ValueError(
+                    f"labels must have one entry per embedding ({embeddings.shape[0]}), "
+                    f"got {labels.shape[0]}"
+                )
+            labels = labels.detach().to(embeddings.device)
+        self._distance = get_distance(metric)
+        self._chunk_budget = check_int(chunk_budget, "chunk_budget", low=1)
+        self._embeddings = embeddings.detach()
+        self._labels = labels
+        self._prepared = self._distance.prepare(self._embeddings)
+        if self._distance.name == "cosine":
+            self._duplicate_tol = 1e-5
+        else:
+            self._duplicate_tol = 1e-5 * float(self._embeddings.norm(dim=1).mean().clamp_min(1.0))
+
+    # construction -----------------------------------------------------------------
+    @classmethod
+    def from_inputs(
+        cls,
+        model: Callable[[Tensor], Tensor],
+        inputs: Tensor,
+        labels: Tensor | None = None,
+        metric: str | Distance = "cosine",
+        batch_size: int = 256,
+        *,
+        chunk_budget: int = DEFAULT_CHUNK_BUDGET,
+        progress: bool = False,
+    ) -> Gallery:
+        """Embed ``inputs`` with ``model`` (in eval mode, without gradients) in batches.
+
+        Parameters
+        ----------
+        model : callable
+            Maps ``[B, *S]`` inputs to ``[B, D]`` embeddings.
+        inputs : Tensor
+            ``[|X|, *S]`` inputs in ``[0, 1]``.
+        batch_size : int
+            Inputs embedded per forward pass.
+        progress : bool
+            Show a tqdm progress bar.
+        """
+        if not callable(model):
+            raise TypeError(f"model must be callable, got {type(model).__name__}")
+        check_tensor(inputs, "inputs", min_ndim=2, floating=True)
+        batch_size = check_int(batch_size, "batch_size", low=1)
+        chunks = []
+        starts: Any = range(0, inputs.shape[0], batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="embedding gallery", unit="batch")
+        with eval_mode(model), torch.no_grad():
+            for s in starts:
+                out = model(inputs[s : s + batch_size])
+                check_embedding_output(out, inputs[s : s + batch_size].shape[0], "model")
+                chunks.append(out.detach())
+        return cls(torch.cat(chunks), labels, metric, chunk_budget=chunk_budget)
+
+    # properties ---------------------------------------------------------------------
+    @property
+    def embeddings(self) -> Tensor:
+        """``[|X|, D]`` raw embeddings."""
+        return self._embeddings
+
+    @property
+    def prepared(self) -> Tensor:
+        """``[|X|, D]`` embeddings as the distance sees them (L2-normalized for cosine)."""
+        return self._prepared
+
+    @property
+    def labels(self) -> Tensor | None:
+        """``[|X|]`` labels, or ``None``."""
+        return self._labels
+
+    @property
+    def metric(self) -> str:
+        """Name of the distance: ``"cosine"`` or ``"euclidean"``."""
+        return self._distance.name
+
+    @property
+    def distance(self) -> Distance:
+        """The :class:`~rankattack.distances.Distance` object."""
+        return self._distance
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension D."""
+        return int(self._embeddings.shape[1])
+
+    @property
+    def chunk_budget(self) -> int:
+        """Bound on the elements of any gallery-wide intermediate."""
+        return self._chunk_budget
+
+    @property
+    def duplicate_tol(self) -> float:
+        """Distance below which two embeddings are treated as copies of one item."""
+        return self._duplicate_tol
+
+    def __len__(self) -> int:
+        return int(self._embeddings.shape[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"Gallery(size={len(self)}, dim={self.dim}, metric={self.metric!r}, "
+            f"labels={'yes' if self._labels is not None else 'no'}, "
+            f"device={self._embeddings.device}, chunk_budget={self._chunk_budget})"
+        )
+
+    # checks -------------------------------------------------------------------------
+    def check_embeddings(self, value: Any, name: str, ndim: int) -> Tensor:
+        """Validate embeddings of rank ``ndim`` whose last dimension is D; move to device."""
+        check_tensor(value, name, ndim=ndim, floating=True)
+        if value.shape[-1] != self.dim:
+            raise ValueError(
+                f"{name} must have embedding dimension {self.dim} (the gallery's) in its "
+                f"last axis, got shape {tuple(value.shape)}"
+            )
+        check_finite(value, name)
+        return value.detach().to(device=self._embeddings.device, dtype=self._embeddings.dtype)
+
+    def check_indices(self, value: Any, name: str, ndim: int = 2) -> Tensor:
+        """Validate int64 gallery indices (in ``[0, |X|)``)."""
+        check_tensor(value, name, ndim=ndim, integer=True)
+        if value.numel() and (int(value.min()) < 0 or int(value.max()) >= len(self)):
+            raise ValueError(
+                f"{name} must index the gallery: values in [0, {len(self) - 1}], got "
+                f"values in [{int(value.min())}, {int(value.max())}]"
+            )
+        return value.to(device=self._embeddings.device, dtype=torch.long)
+
+    # queries ------------------------------------------------------------------------
+    def _blocks(self, rows: int) -> list[tuple[int, int]]:
+        return row_chunks(rows, len(self), self._chunk_budget)
+
+    def distances(self, query_embeddings: Tensor) -> Tensor:
+        """Full ``[M, |X|]`` distance matrix from raw ``query_embeddings`` ``[M, D]``.
+
+        Allocates the whole matrix; prefer :meth:`rank` and :meth:`topk` for large X.
+        """
+        q = self._distance.prepare(self.check_embeddings(query_embeddings, "query_embeddings", 2))
+        return torch.cat(
+            [self._distance.pairwise(q, self._prepared[s:e]) for s, e in self._blocks(q.shape[0])],
+            dim=1,
+        )
+
+    def rank(self, query_embeddings: Tensor, candidate_embeddings: Tensor) -> Tensor:
+        """Normalized ranks of candidates with respect to queries (paper Sec. 4).
+
+        ``R(q, c) = |{x in X : d(q, x) < d(q, c)}| / |X|``: 0 is the top of the list.
+
+        Parameters
+        ----------
+        query_embeddings : Tensor
+            ``[N, D]`` raw query embeddings.
+        candidate_embeddings : Tensor
+            ``[N, k, D]`` raw candidate embeddings, k candidates per query.
+
+        Returns
+        -------
+        Tensor
+            ``[N, k]`` normalized ranks in ``[0, 1]``.
+        """
+        q = self.check_embeddings(query_embeddings, "query_embeddings", 2)
+        c = self.check_embeddings(candidate_embeddings, "candidate_embeddings", 3)
+        if c.shape[0] != q.shape[0]:
+            raise ValueError(
+                f"candidate_embeddings must be [N, k, D] with N = {q.shape[0]} (one row per "
+                f"query), got shape {tuple(c.shape)}"
+            )
+        with torch.no_grad():
+            qp = self._distance.prepare(q)
+            t = self._distance.paired(qp.unsqueeze(1), self._distance.prepare(c))
+            return self.count_closer(qp, t).to(t.dtype) / len(self)
+
+    def count_closer(self, anchors: Tensor, thresholds: Tensor) -> Tensor:
+        """``|{x : d(a_i, x) < t_ij}|`` for prepared anchors ``[M, D]`` and ``t`` ``[M, k]``."""
+        m, k = thresholds.shape
+        counts = torch.zeros(m, k, dtype=torch.long, device=thresholds.device)
+        for s, e in row_chunks(m * k, len(self), self._chunk_budget):
+            d = self._distance.pairwise(anchors, self._prepared[s:e])
+            counts += (d.unsqueeze(1) < thresholds.unsqueeze(2)).sum(-1)
+        return counts
+
+    def topk(
+        self,
+        query_embeddings: Tensor,
+        k: int,
+        *,
+        exclude_indices: Tensor | None = None,
+        exclude_embeddings: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """The ``k`` nearest gallery items of each query, computed block by block.
+
+        Parameters
+        ----------
+        query_embeddings : Tensor
+            ``[N, D]`` raw embeddings.
+        k : int
+            Neighbours per query (``<= |X|``).
+        exclude_indices : Tensor, optional
+            ``[N, e]`` gallery indices to skip for each query (``-1`` entries are ignored).
+        exclude_embeddings : Tensor, optional
+            ``[N, e, D]`` raw embeddings; gallery items within :attr:`duplicate_tol` of any
+            of them are skipped (copies of the query or of chosen candidates).
+
+        Returns
+        -------
+        (distances, indices) : tuple of Tensor
+            ``[N, k]`` each, nearest first. Rows with fewer than ``k`` eligible items are
+            padded with ``inf`` distances and index ``-1``.
+        """
+        q = self._distance.prepare(self.check_embeddings(query_embeddings, "query_embeddings", 2))
+        k = check_int(k, "k", low=0)
+        if k > len(self):
+            raise ValueError(f"k must be <= the gallery size {len(self)}, got {k}")
+        n = q.shape[0]
+        ex_idx = None
+        if exclude_indices is not None:
+            check_tensor(exclude_indices, "exclude_indices", ndim=2, integer=True)
+            if exclude_indices.shape[0] != n:
+                raise ValueError(
+                    f"exclude_indices must have {n} rows, got shape {tuple(exclude_indices.shape)}"
+                )
+            ex_idx = exclude_indices.to(q.device)
+        ex_emb = None
+        if exclude_embeddings is not None:
+            ex_emb = self._distance.prepare(
+                self.check_embeddings(exclude_embeddings, "exclude_embeddings", 3)
+            )
+            if ex_emb.shape[0] != n:
+                raise ValueError(
+                    f"exclude_embeddings must have {n} rows, got shape {tuple(ex_emb.shape)}"
+                )
+        width = 1 + (0 if ex_emb is None else ex_emb.shape[1])
+        best_d = q.new_full((n, k), float("inf"))
+        best_i = torch.full((n, k), -1, dtype=torch.long, device=q.device)
+        with torch.no_grad():
+            for s, e in row_chunks(n * width, len(self), self._chunk_budget):
+                block = self._prepared[s:e]
+                d = self._distance.pairwise(q, block)
+                idx = torch.arange(s, e, device=q.device).expand(n, -1)
+                if ex_idx is not None:
+                    hit = (idx.unsqueeze(2) == ex_idx.unsqueeze(1)).any(-1)
+                    d = d.masked_fill(hit, float("inf"))
+                if ex_emb is not None:
+                    dup = self._batched_pairwise(ex_emb, block) <= self._duplicate_tol
+                    d = d.masked_fill(dup.any(1), float("inf"))
+                cat_d = torch.cat([best_d, d], dim=1)
+                cat_i = torch.cat([best_i, idx], dim=1)
+                best_d, pos = torch.topk(cat_d, k, dim=1, largest=False, sorted=True)
+                best_i = torch.gather(cat_i, 1, pos)
+        best_i = best_i.masked_fill(torch.isinf(best_d), -1)
+        return best_d, best_i
+
+    def _batched_pairwise(self, a: Tensor, block: Tensor) -> Tensor:
+        """Distances ``[N, e, D]`` x ``[K, D]`` -> ``[N, e, K]``."""
+        n, e, d = a.shape
+        return self._distance.pairwise(a.reshape(n * e, d), block).reshape(n, e, -1)
+
+    def hinge(self, anchors: Tensor, thresholds: Tensor, signs: Tensor) -> Tensor:
+        """Sums of ranking hinges over the gallery (the inner sums of Eq. 4, 7, 9, 11).
+
+        ``H[i, j] = sum_x [ s_j * (t_ij - d(a_i, x)) ]_+``: with ``s_j = +1`` it is the
+        cost of every gallery item closer to anchor i than the threshold (raise); with
+        ``s_j = -1``, of every item farther (lower). Differentiable with respect to the
+        prepared ``anchors`` ``[M, D]`` and ``thresholds`` ``[M, k]``; the gradient is
+        computed block by block without storing ``[M, |X|]`` matrices beyond the budget.
+
+        Parameters
+        ----------
+        anchors : Tensor
+            ``[M, D]`` prepared embeddings (``gallery.distance.prepare(...)``).
+        thresholds : Tensor
+            ``[M, k]`` distances to compare against.
+        signs : Tensor
+            ``[k]`` or ``[M, k]`` of +1 / -1.
+        """
+        signs = signs.to(thresholds.dtype).expand_as(thresholds)
+        out: Tensor = _GalleryHinge.apply(
+            anchors, thresholds, signs, self._prepared, self._distance, self._chunk_budget
+        )
+        return out
+
+
+class _GalleryHinge(torch.autograd.Function):
+    """Blockwise ``sum_x [s (t - d(a, x))]_+`` with a hand-written, blockwise backward."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        anchors: Tensor,
+        thresholds: Tensor,
+        signs: Tensor,
+        gallery: Tensor,
+        distance: Distance,
+        budget: int,
+    ) -> Tensor:
+        m, k = thresholds.shape
+        blocks = row_chunks(m * k, gallery.shape[0], budget)
+        out = torch.zeros_like(thresholds)
+        counts = torch.zeros_like(thresholds)
+        keep = ctx.needs_input_grad[0] and len(blocks) == 1
+        cached: list[Tensor] = []
+        st = (signs * thresholds).unsqueeze(2)
+        for s, e in blocks:
+            d = distance.pairwise(anchors, gallery[s:e])
+            diff = st - signs.unsqueeze(2) * d.unsqueeze(1)
+            out += diff.clamp_min(0.0).sum(-1)
+            counts += (diff > 0).sum(-1)
+            if keep:
+                cached.append(d)
+        ctx.save_for_backward(anchors, thresholds, signs, counts, gallery)
+        ctx.distance = distance
+        ctx.blocks = blocks
+        ctx.cached = cached
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        anchors, thresholds, signs, counts, gallery = ctx.saved_tensors
+        distance: Distance = ctx.distance
+        gs = grad_out * signs
+        grad_t = gs * counts if ctx.needs_input_grad[1] else None
+        grad_a = None
+        if ctx.needs_input_grad[0]:
+            grad_a = torch.zeros_like(anchors)
+            st = (signs * thresholds).unsqueeze(2)
+            for i, (s, e) in enumerate(ctx.blocks):
+                block = gallery[s:e]
+                d = ctx.cached[i] if ctx.cached else distance.pairwise(anchors, block)
+                active = (st - signs.unsqueeze(2) * d.unsqueeze(1)) > 0
+                # dH_ij / dd(a_i, x) = -s_j on active pairs
+                weight = -(active.to(gs.dtype) * gs.unsqueeze(2)).sum(1)
+                grad_a += distance.pairwise_grad(anchors, block, d, weight)
+        ctx.cached = []
+        return grad_a, grad_t, None, None, None, None
+
+
+def check_embedding_output(out: Any, batch: int, name: str, dim: int | None = None) -> Tensor:
+    """Validate what a model returned: a floating ``[batch, D]`` tensor (shape only, no sync)."""
+    if not isinstance(out, Tensor):
+        raise TypeError(
+            f"{name} must return a [N, D] embedding tensor, got {type(out).__name__}; wrap "
+            f"models returning tuples or dicts with rankattack.EmbeddingModel(model, output=...)"
+        )
+    if out.dim() != 2 or out.shape[0] != batch:
+        raise ValueError(
+            f"{name} must map a batch of {batch} inputs to [{batch}, D] embeddings, got "
+            f"shape {tuple(out.shape)}"
+        )
+    if not out.is_floating_point():
+        raise TypeError(f"{name} must return floating-point embeddings, got dtype {out.dtype}")
+    if dim is not None and out.shape[1] != dim:
+        raise ValueError(
+            f"{name} returned embeddings of dimension {out.shape[1]}, but the gallery's is {dim}"
+        )
+    return out
