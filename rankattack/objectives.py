@@ -147,8 +147,7 @@ class CandidateObjective(RankingObjective):
         if self._sorted is not None:
             h = self._sorted(t, self.sign)
         else:
-            sign = t.new_tensor([self.sign])
-            h = self.gallery.hinge(self._flat, t, sign)
+            h = self.gallery.hinge(self._flat, t, (self.sign,))
         return h.view(self.n, self.w).mean(1) / len(self.gallery)
 
     @torch.no_grad()
@@ -216,7 +215,7 @@ class QueryObjective(RankingObjective):
         if self.sp is not None and self.xi > 0:
             self._targets = torch.cat([self.candidates, self.sp], 1)
         g = self._targets.shape[1] - self.m
-        self._signs = self.candidates.new_tensor([self.sign] * self.m + [1.0] * g)
+        self._signs = (self.sign,) * self.m + (1.0,) * g
         self._weights = self.candidates.new_tensor(
             [1.0 / self.m] * self.m + [self.xi / max(g, 1)] * g
         )

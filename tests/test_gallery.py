@@ -139,7 +139,7 @@ def test_blocks_respect_the_budget(monkeypatch):
     q = torch.randn(6, 16, requires_grad=True)
     gallery.rank(q.detach(), torch.randn(6, 2, 16))
     gallery.topk(q.detach(), 5)
-    h = gallery.hinge(q, torch.rand(6, 3), torch.tensor([1.0, -1.0, 1.0]))
+    h = gallery.hinge(q, torch.rand(6, 3), (1.0, -1.0, 1.0))
     h.sum().backward()
     assert seen and max(seen) <= budget
     assert all(e - s <= budget // 6 for s, e in row_chunks(6, 1000, budget))

@@ -1,0 +1,155 @@
+"""How much the attack loop costs beyond the model's own forward and backward passes.
+
+Configuration (issue "core library"): a C2F1-shaped model (conv 32 5x5, pool, conv 64
+5x5, pool, fc 1024), a gallery of 10,000 inputs, a batch of 100, eps = 0.3 (30 PGD
+steps). Times, in the same run and interleaved over several rounds:
+
+- the *floor*: a bare loop of 30 forward + backward passes of the model on the batch
+  (gradient with respect to the input only, parameters frozen, eval mode);
+- the *QA floor*: that loop plus the query-to-gallery distances forward + backward that
+  every query-attack step needs;
+- CA+ (w = 1) and SP-QA- (m = 1, xi = 100, G = 5) through the public API, including
+  their one-time setup (embedding the queries, sorting distances, choosing C_SP).
+
+Reports the best and median time of each and the ratios attack / floor over the best
+times (the least disturbed by other load on the machine; targets: CA+ <= 1.15,
+SP-QA- <= 1.2), with the median-based ratios beside them.
+
+``--large`` also attacks a 1,000,000 x 512 gallery (random embeddings, about 2 GB) and
+reports the peak memory the query attack adds, to show it is bounded by the gallery's
+``chunk_budget`` rather than by ``N x |X|``.
+
+Run: ``python benchmarks/attack_overhead.py [--rounds 5] [--threads 2] [--large]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from rankattack import CandidateAttack, Gallery, QueryAttack
+
+
+def c2f1(dim: int = 1024) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, dim),
+    )
+
+
+def floor_loop(model: nn.Module, x: torch.Tensor, steps: int, gallery: Gallery | None) -> None:
+    """30 forward+backward passes w.r.t. the input (plus gallery distances if given)."""
+    adv = x.clone()
+    for _ in range(steps):
+        adv.requires_grad_(True)
+        emb = model(adv)
+        if gallery is None:
+            loss = emb.sum()
+        else:
+            q = gallery.distance.prepare(emb)
+            loss = gallery.distance.pairwise(q, gallery.prepared).sum()
+        (grad,) = torch.autograd.grad(loss, adv)
+        adv = (adv.detach() - 0.01 * grad.sign()).clamp_(0, 1)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--gallery", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--large", action="store_true", help="also attack a 1e6 x 512 gallery")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    model = c2f1().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    inputs = torch.rand(args.gallery, 1, 28, 28)
+    gallery = Gallery.from_inputs(model, inputs, metric="cosine", batch_size=500)
+    x = inputs[: args.batch]
+    queries = inputs[args.batch : 2 * args.batch].unsqueeze(1)
+    idx = torch.arange(args.batch)
+    cand_idx = torch.randint(args.batch, args.gallery, (args.batch, 1))
+    eps = 0.3
+    ca = CandidateAttack(model, gallery, "raise", eps=eps)
+    qa = QueryAttack(model, gallery, "lower", eps=eps)
+    steps = ca.steps
+    print(
+        f"C2F1, gallery {args.gallery}, batch {args.batch}, eps {eps}, {steps} steps, "
+        f"{args.threads} threads, {args.rounds} rounds"
+    )
+
+    jobs: dict[str, Callable[[], object]] = {
+        "floor (fwd+bwd)": lambda: floor_loop(model, x, steps, None),
+        "QA floor (+distances)": lambda: floor_loop(model, x, steps, gallery),
+        "CA+ w=1": lambda: ca(x, queries),
+        "SP-QA- m=1": lambda: qa(x, candidate_indices=cand_idx, query_indices=idx),
+    }
+    for fn in jobs.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in jobs}
+    for _ in range(args.rounds):
+        for name, fn in jobs.items():
+            times[name].append(timed(fn))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    for name, value in med.items():
+        print(f"  {name:24s} median {value:7.3f} s  (min {min(times[name]):.3f})")
+    best = {k: min(v) for k, v in times.items()}
+    for label, stat in (("best", best), ("median", med)):
+        ca_ratio = stat["CA+ w=1"] / stat["floor (fwd+bwd)"]
+        qa_ratio = stat["SP-QA- m=1"] / stat["QA floor (+distances)"]
+        print(
+            f"{label:6s}: CA+ / floor = {ca_ratio:.3f} (target <= 1.15); "
+            f"SP-QA- / QA floor = {qa_ratio:.3f} (target <= 1.20)"
+        )
+
+    if args.large:
+        large_gallery(model, x, args.batch)
+
+
+def large_gallery(model: nn.Module, x: torch.Tensor, batch: int) -> None:
+    """SP-QA- against 1,000,000 x 512 embeddings with a 2**24-element chunk budget."""
+    size, dim, budget = 1_000_000, 512, 2**24
+    head = nn.Sequential(model, nn.Linear(1024, dim)).eval()
+    for p in head.parameters():
+        p.requires_grad_(False)
+    emb = torch.randn(size, dim)
+    gallery = Gallery(emb, metric="cosine", chunk_budget=budget)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    qa = QueryAttack(head, gallery, "lower", eps=0.3, steps=3)
+    start = time.perf_counter()
+    qa(x, candidate_indices=torch.randint(0, size, (batch, 1)))
+    elapsed = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    full = batch * size * 4 / 2**20
+    print(
+        f"1e6 x 512 gallery, SP-QA- 3 steps: {elapsed:.1f} s; peak RSS grew {peak - base:.0f} MiB "
+        f"beyond the gallery (a dense [N, |X|] float32 matrix alone would be {full:.0f} MiB; "
+        f"chunk budget {budget * 4 / 2**20:.0f} MiB per block)"
+    )
+
+
+if __name__ == "__main__":
+    main()
