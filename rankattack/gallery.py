@@ -375,7 +375,7 @@ class _GalleryHinge(torch.autograd.Function):
         distance: Distance,
         budget: int,
     ) -> Tensor:
-        m, k = thresholds.shape
+        m = thresholds.shape[0]
         blocks = row_chunks(m, gallery.shape[0], budget)
         out = torch.zeros_like(thresholds)
         counts = torch.zeros_like(thresholds)

@@ -151,7 +151,14 @@ class LinfPGD:
                 if step == 0:
                     check_embedding_output(emb, n, "model", objective.dim)
                 loss = objective(emb).sum()
-                (grad,) = torch.autograd.grad(loss, adv)
+                if step == 0 and not loss.requires_grad:
+                    raise ValueError(
+                        "model output does not depend on its input through autograd "
+                        "(is the model running under torch.no_grad or detaching?)"
+                    )
+                (grad,) = torch.autograd.grad(loss, adv, allow_unused=True)
+                if grad is None:
+                    raise ValueError("model output does not depend on its input")
                 with torch.no_grad():
                     adv = self.project(adv.detach() - self.alpha * grad.sign(), origin)
         return adv.detach()

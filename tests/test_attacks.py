@@ -292,6 +292,7 @@ X = torch.rand(2, 1, 4, 4)
         ),
         (lambda: MaxShiftAttack(lambda v: v.flatten(1)[:1])(X), ValueError, "model"),
         (lambda: MaxShiftAttack(lambda v: (v, v))(X), TypeError, "model"),
+        (lambda: MaxShiftAttack(lambda v: torch.ones(len(v), 6))(X), ValueError, "depend"),
         (
             lambda: CandidateAttack(lambda v: v.flatten(1)[:, :5], GALLERY)(X, X[:, None]),
             ValueError,

@@ -83,11 +83,18 @@ class RankingAttack:
         params = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
         return f"{type(self).__name__}(model={name}, {params})"
 
+    #: Inputs per forward pass when embedding clean inputs (queries, candidates).
+    embed_batch_size: int = 1024
+
     def embed(self, inputs: Tensor, name: str = "inputs", dim: int | None = None) -> Tensor:
         """Clean embeddings of ``inputs`` (eval mode, no gradient), shape-checked."""
+        outs = []
         with eval_mode(self.model), torch.no_grad():
-            out = self.model(inputs)
-        return check_embedding_output(out, inputs.shape[0], "model", dim).detach()
+            for s in range(0, inputs.shape[0], self.embed_batch_size):
+                batch = inputs[s : s + self.embed_batch_size]
+                out = check_embedding_output(self.model(batch), batch.shape[0], "model", dim)
+                outs.append(out.detach())
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
 
     @staticmethod
     def check_inputs(value: Any, name: str, min_ndim: int = 2) -> Tensor:
