@@ -482,6 +482,15 @@ class RankingEstimator(PyTorchEstimator):
         sp = emb[:, m:] if self._sp_size > 0 else None
         return QueryObjective(gallery, emb[:, :m], self._direction, self.xi, sp)
 
+    def clear_cache(self) -> None:
+        """Forget the losses built for recent ``y`` (rebuilt on the next call).
+
+        ART calls :meth:`loss_gradient` with the same ``y`` at every step; the loss bound
+        to it (for CA, the queries' sorted gallery distances) is built once and reused,
+        within the gallery's ``chunk_budget``.
+        """
+        self._cache = []
+
     def _loss_fn(self, y: Any, n: int) -> _LossFn:
         """The loss for ``y``, reused while ART passes the same ``y`` at every step."""
         if isinstance(y, Tensor):
