@@ -259,8 +259,24 @@ def test_estimator_set_params_raises_valueerror(digits: Digits) -> None:
         est.set_params(sp_size=-1)
     with pytest.raises(ValueError, match="Unexpected parameter"):
         est.set_params(temperature=1.0)
+    with pytest.raises(ValueError, match="metric"):
+        est.set_params(metric="manhattan")
+    with pytest.raises(ValueError, match="differs from the gallery"):
+        est.set_params(metric="euclidean")  # the gallery is cosine
+    assert est.objective == "candidate" and est.metric == "cosine"  # old values kept
     with pytest.raises(ValueError, match="objective"):
         RankingEstimator(digits.model, (1, 8, 8), objective="ranking")
+
+
+def test_euclidean_metric(digits: Digits) -> None:
+    est = RankingEstimator(digits.model, (1, 8, 8), metric="euclidean")
+    gallery = est.build_gallery(digits.x)
+    assert gallery.metric == "euclidean"
+    cand, qy = _ca_task(digits, 6)
+    xg = torch.from_numpy(cand).requires_grad_(True)
+    CandidateObjective(gallery, torch.from_numpy(qy))(digits.model(xg)).sum().backward()
+    assert xg.grad is not None
+    np.testing.assert_allclose(est.loss_gradient(cand, qy), xg.grad.numpy(), rtol=1e-4, atol=1e-7)
 
 
 def test_get_activations(digits: Digits) -> None:

@@ -22,7 +22,6 @@ from torch import Tensor, nn
 from rankattack._validation import check_choice, check_int, check_real
 from rankattack.art._convert import ArrayLike, as_tensor, check_art_param, like_input
 from rankattack.attacks.queryattack import DEFAULT_XI, QueryAttack
-from rankattack.distances import get_distance
 from rankattack.gallery import Gallery, check_embedding_output
 from rankattack.objectives import (
     DIRECTIONS,
@@ -38,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 #: The ranking objectives :meth:`RankingEstimator.loss_gradient` can differentiate.
 OBJECTIVES = ("candidate", "query", "shift")
+
+#: Distances the estimator accepts by name.
+METRICS = ("cosine", "euclidean")
 
 _LossFn = Callable[[Tensor], Tensor]
 
@@ -306,7 +308,7 @@ class RankingEstimator(PyTorchEstimator):
             check_art_param(check_real, self._xi, "xi", low=0.0)
         check_art_param(check_int, self._sp_size, "sp_size", low=0)
         if self._metric is not None:
-            check_art_param(get_distance, self._metric, "metric")
+            check_art_param(check_choice, self._metric, "metric", choices=METRICS)
             if self._gallery is not None and self._gallery.metric != self._metric:
                 raise ValueError(
                     f"metric={self._metric!r} differs from the gallery's metric "
