@@ -119,6 +119,11 @@ def test_predict_numpy_and_tensor(digits: Digits) -> None:
     with torch.no_grad():
         ref = digits.model(torch.from_numpy(x))
     np.testing.assert_allclose(out, ref.numpy(), rtol=1e-5, atol=1e-6)
+    dropout = RankingEstimator(nn.Sequential(digits.model, nn.Dropout(0.5)).eval(), (1, 8, 8))
+    np.testing.assert_allclose(dropout.predict(x), out, rtol=1e-5, atol=1e-6)  # eval mode
+    torch.manual_seed(0)
+    assert not np.allclose(dropout.predict(x, training_mode=True), out)
+    assert not dropout.model.training and not dropout.model[1].training  # mode restored
     t = digits.est.predict(torch.from_numpy(x), batch_size=3)
     assert isinstance(t, torch.Tensor) and t.device == ref.device
     torch.testing.assert_close(t, ref)

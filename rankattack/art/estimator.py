@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -217,7 +217,6 @@ class RankingEstimator(PyTorchEstimator):
             preprocessing=preprocessing,
             device_type=device_type,
         )
-        self._device = device
         self._input_shape = tuple(input_shape) if isinstance(input_shape, Sequence) else input_shape
         self._gallery = gallery
         self._objective = objective
@@ -319,11 +318,8 @@ class RankingEstimator(PyTorchEstimator):
                 "postprocessing_defences are not supported: ART's postprocessors act on class "
                 "probabilities, RankingEstimator outputs embeddings"
             )
-        if self._clip_values is not None and np.any(
-            np.asarray(self._clip_values[0]) > np.asarray(self._clip_values[1])
-        ):
-            raise ValueError("clip_values must satisfy min <= max")
         # (re)bind what depends on the parameters: set_params may have replaced them
+        self._device = _model_device(self._model)
         self._cache = []
         self._wrapped = _EstimatorModel(self)
         model = self._model
@@ -416,10 +412,13 @@ class RankingEstimator(PyTorchEstimator):
         self._cache = []
         return self._gallery
 
-    def _mode(self, training_mode: bool, freeze: bool = False) -> Any:
-        if training_mode:
-            return contextlib.nullcontext()
-        return eval_mode(self._model, freeze=freeze)
+    @contextlib.contextmanager
+    def _mode(self, training_mode: bool, freeze: bool = False) -> Iterator[None]:
+        """Eval mode (or train mode) for the call; every module's mode restored after."""
+        with eval_mode(self._model, freeze=freeze):
+            if training_mode and isinstance(self._model, nn.Module):
+                self._model.train()
+            yield
 
     # ranking objectives -------------------------------------------------------------
     def _need_gallery(self) -> Gallery:
