@@ -21,71 +21,19 @@ from torch import Tensor, nn
 
 from rankattack._validation import check_choice, check_int, check_real
 from rankattack.art._convert import ArrayLike, as_tensor, check_art_param, like_input
+from rankattack.art._modules import EstimatorModel, NumpyPreprocessing, model_device
+from rankattack.art.losses import OBJECTIVES, LossCache, LossFn, build_loss, embedding_sets
 from rankattack.attacks.queryattack import DEFAULT_XI, QueryAttack
 from rankattack.gallery import Gallery, check_embedding_output
-from rankattack.objectives import (
-    DIRECTIONS,
-    CandidateObjective,
-    MaxShiftObjective,
-    QueryObjective,
-)
+from rankattack.objectives import DIRECTIONS, CandidateObjective, QueryObjective
 from rankattack.wrappers import eval_mode
 
 __all__ = ["OBJECTIVES", "RankingEstimator"]
 
 logger = logging.getLogger(__name__)
 
-#: The ranking objectives :meth:`RankingEstimator.loss_gradient` can differentiate.
-OBJECTIVES = ("candidate", "query", "shift")
-
 #: Distances the estimator accepts by name.
 METRICS = ("cosine", "euclidean")
-
-_LossFn = Callable[[Tensor], Tensor]
-
-
-class _NumpyPreprocessing(torch.autograd.Function):
-    """ART's NumPy preprocessing defences as an autograd node.
-
-    Forward runs the estimator's preprocessing chain on the host; backward applies ART's
-    ``_apply_preprocessing_gradient`` (the defences' ``estimate_gradient``, the identity
-    for non-differentiable ones such as feature squeezing or JPEG: BPDA).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor, estimator: RankingEstimator) -> Tensor:
-        x_np = x.detach().cpu().numpy()
-        out, _ = estimator._apply_preprocessing(x_np, None, fit=False)
-        ctx.estimator = estimator
-        ctx.x_np = x_np
-        return torch.as_tensor(np.asarray(out), device=x.device, dtype=x.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
-        g = ctx.estimator._apply_preprocessing_gradient(ctx.x_np, grad.detach().cpu().numpy())
-        return torch.as_tensor(np.asarray(g), device=grad.device, dtype=grad.dtype), None
-
-
-class _EstimatorModel(nn.Module):
-    """``x -> model(preprocess(x))`` as a module, so rankattack's engine can drive it."""
-
-    def __init__(self, estimator: RankingEstimator) -> None:
-        super().__init__()
-        if isinstance(estimator.model, nn.Module):
-            self.net = estimator.model  # registered: eval_mode reaches the wrapped model
-        self._estimator = estimator
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self._estimator._embed(x)
-
-
-def _model_device(model: Any) -> torch.device:
-    if isinstance(model, nn.Module):
-        for p in model.parameters():
-            return p.device
-        for b in model.buffers():
-            return b.device
-    return torch.device("cpu")
 
 
 class RankingEstimator(PyTorchEstimator):
@@ -205,7 +153,7 @@ class RankingEstimator(PyTorchEstimator):
     ) -> None:
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
-        device = _model_device(model)
+        device = model_device(model)
         if device_type is None:
             device_type = "gpu" if device.type == "cuda" else "cpu"
         super().__init__(
@@ -225,8 +173,8 @@ class RankingEstimator(PyTorchEstimator):
         self._sp_size = sp_size
         self._metric = metric
         self._layer_names: list[str] = []
-        self._wrapped = _EstimatorModel(self)
-        self._cache: list[tuple[Any, int, _LossFn]] = []
+        self._wrapped = EstimatorModel(self)
+        self._cache = LossCache()
         self._check_params()
 
     # parameters ---------------------------------------------------------------------
@@ -319,9 +267,9 @@ class RankingEstimator(PyTorchEstimator):
                 "probabilities, RankingEstimator outputs embeddings"
             )
         # (re)bind what depends on the parameters: set_params may have replaced them
-        self._device = _model_device(self._model)
-        self._cache = []
-        self._wrapped = _EstimatorModel(self)
+        self._device = model_device(self._model)
+        self._cache.clear()
+        self._wrapped = EstimatorModel(self)
         model = self._model
         self._layer_names = (
             [n for n, m in model.named_modules() if n and not any(m.children())]
@@ -337,7 +285,7 @@ class RankingEstimator(PyTorchEstimator):
             out, _ = self._apply_preprocessing(x, None, fit=False, no_grad=False)
             return out
         logger.debug("NumPy preprocessing defences: copying the inputs to the host")
-        return _NumpyPreprocessing.apply(x, self)
+        return NumpyPreprocessing.apply(x, self)
 
     def _embed(self, x: Tensor) -> Tensor:
         out = self._model(self._preprocess(x))
@@ -409,7 +357,7 @@ class RankingEstimator(PyTorchEstimator):
         assert isinstance(emb, Tensor)
         lab = None if labels is None else as_tensor(labels, "labels", self._device, floating=False)
         self._gallery = Gallery(emb, lab, self.metric)
-        self._cache = []
+        self._cache.clear()
         return self._gallery
 
     @contextlib.contextmanager
@@ -429,60 +377,6 @@ class RankingEstimator(PyTorchEstimator):
             )
         return self._gallery
 
-    def _set_embeddings(self, y: Tensor, n: int, dim: int, what: str) -> Tensor:
-        if y.dim() == 2:
-            y = y.unsqueeze(1)
-        if y.dim() != 3 or y.shape[0] != n or y.shape[2] != dim or y.shape[1] < 1:
-            raise ValueError(
-                f"y must hold {what}: a float array [N, k, D] = [{n}, k, {dim}] (or [N, D]), "
-                f"got shape {tuple(y.shape)}"
-            )
-        return y
-
-    def _build_loss(self, y: Any, n: int) -> _LossFn:
-        if y is None:
-            raise ValueError(
-                f"y is required by objective={self._objective!r} (see RankingEstimator's "
-                f"'Encoding of y')"
-            )
-        if self._objective == "shift":
-            yt = as_tensor(y, "y", self._device)
-            if yt.dim() != 2 or yt.shape[0] != n:
-                raise ValueError(
-                    f"y must hold reference embeddings [N, D] with N = {n} for objective "
-                    f"'shift', got shape {tuple(yt.shape)}"
-                )
-            return MaxShiftObjective(yt, self.metric).shift
-        gallery = self._need_gallery()
-        if self._objective == "candidate":
-            yt = as_tensor(y, "y", gallery.embeddings.device)
-            yt = self._set_embeddings(yt, n, gallery.dim, "query embeddings")
-            return CandidateObjective(gallery, yt, self._direction)
-        integer = (isinstance(y, Tensor) and not y.is_floating_point()) or (
-            isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.integer)
-        )
-        if integer:
-            yt = as_tensor(y, "y", gallery.embeddings.device, floating=False)
-            if yt.dim() == 1:
-                yt = yt.unsqueeze(1)
-            if yt.dim() != 2 or yt.shape[0] != n:
-                raise ValueError(
-                    f"y must hold gallery indices [N, k] with N = {n} for objective 'query', "
-                    f"got shape {tuple(yt.shape)}"
-                )
-            emb = gallery.embeddings[gallery.check_indices(yt.long(), "y")]
-        else:
-            yt = as_tensor(y, "y", gallery.embeddings.device)
-            emb = self._set_embeddings(yt, n, gallery.dim, "candidate embeddings")
-        m = emb.shape[1] - self._sp_size
-        if m < 1:
-            raise ValueError(
-                f"y holds {emb.shape[1]} entries per query, but sp_size={self._sp_size} of them "
-                f"are C_SP: at least one chosen candidate is needed"
-            )
-        sp = emb[:, m:] if self._sp_size > 0 else None
-        return QueryObjective(gallery, emb[:, :m], self._direction, self.xi, sp)
-
     def clear_cache(self) -> None:
         """Forget the losses built for recent ``y`` (rebuilt on the next call).
 
@@ -490,35 +384,29 @@ class RankingEstimator(PyTorchEstimator):
         to it (for CA, the queries' sorted gallery distances) is built once and reused,
         within the gallery's ``chunk_budget``.
         """
-        self._cache = []
+        self._cache.clear()
 
-    def _loss_fn(self, y: Any, n: int) -> _LossFn:
-        """The loss for ``y``, reused while ART passes the same ``y`` at every step."""
-        if isinstance(y, Tensor):
-            key: Any = ("t", y.data_ptr(), tuple(y.shape), y.stride(), y.dtype, y.device)
-            key += (getattr(y, "_version", None),)
-            match = [e for e in self._cache if isinstance(e[0], tuple) and e[0] == key]
-        elif isinstance(y, np.ndarray):
-            match = [
-                e
-                for e in self._cache
-                if isinstance(e[0], np.ndarray)
-                and e[0].dtype == y.dtype
-                and e[0].shape == y.shape
-                and np.array_equal(e[0], y)
-            ]
-            key = y.copy()
-        else:
-            return self._build_loss(y, n)
-        if match:
-            return match[0][2]
-        fn = self._build_loss(y, n)
-        size = n * int(np.prod(y.shape[1:-1] or (1,))) * len(self._gallery or ())
-        budget = self._gallery.chunk_budget if self._gallery is not None else 0
-        while self._cache and sum(e[1] for e in self._cache) + size > budget:
-            self._cache.pop(0)
-        self._cache.append((key, size, fn))
-        return fn
+    def _loss_fn(self, y: Any, n: int) -> LossFn:
+        """The loss for ``n`` inputs and ``y`` (cached: ART repeats ``y`` at every step)."""
+
+        def build() -> LossFn:
+            return build_loss(
+                y,
+                n,
+                objective=self._objective,
+                direction=self._direction,
+                xi=self.xi,
+                sp_size=self._sp_size,
+                metric=self.metric,
+                gallery=self._gallery,
+                device=self._device,
+            )
+
+        gallery = self._gallery
+        sets = int(np.prod(getattr(y, "shape", (1, 1))[1:-1] or (1,)))
+        size = n * sets * (len(gallery) if gallery is not None else 1)
+        budget = gallery.chunk_budget if gallery is not None else 0
+        return self._cache.get(y, build, size, budget)
 
     def loss_gradient(
         self, x: ArrayLike, y: ArrayLike, training_mode: bool = False, **kwargs: Any
@@ -604,7 +492,7 @@ class RankingEstimator(PyTorchEstimator):
         dev = gallery.embeddings.device
         c = as_tensor(candidates, "candidates", dev, floating=False)
         if c.is_floating_point():
-            c_emb = self._set_embeddings(c, n, gallery.dim, "candidate embeddings")
+            c_emb = embedding_sets(c, n, gallery.dim, "candidate embeddings")
             c_idx = None
         else:
             if c.dim() != 2 or c.shape[0] != n:
