@@ -242,6 +242,9 @@ def test_numpy_defence_uses_bpda(digits: Digits) -> None:
     tg = est.loss_gradient(torch.from_numpy(cand), torch.from_numpy(qy))
     assert isinstance(tg, torch.Tensor)
     torch.testing.assert_close(tg, xs.grad)
+    # the adapters attack through the defence (adaptive, BPDA)
+    adv = CandidateAttackART(est, eps=0.2).generate(cand, qy)
+    assert float(est.ranks(adv, qy).mean()) < float(est.ranks(cand, qy).mean())
 
 
 def test_bad_y_is_rejected(digits: Digits) -> None:
