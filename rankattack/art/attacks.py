@@ -92,7 +92,8 @@ class CandidateAttackART(RankingEvasionAttack):
         attack = self._bind(
             CandidateAttack(est.embedding_model, gallery, direction=self.direction, eps=self.eps)
         )
-        n = self._inputs(x).shape[0]
+        xt = self._inputs(x)
+        n = xt.shape[0]
         y_t = self._per_sample(y, "y", n)
         if y_t is not None and y_t.dim() == 2:
             y_t = y_t.unsqueeze(1)
@@ -101,7 +102,7 @@ class CandidateAttackART(RankingEvasionAttack):
         def run(xb: Tensor, yb: Tensor | None, qb: Tensor | None) -> Tensor:
             return attack(xb, qb, query_embeddings=yb)
 
-        return self._run(x, run, yb=y_t, qb=q_t)
+        return self._run(x, xt, run, yb=y_t, qb=q_t)
 
 
 class QueryAttackART(RankingEvasionAttack):
@@ -198,7 +199,8 @@ class QueryAttackART(RankingEvasionAttack):
                 sp_size=self.sp_size,
             )
         )
-        n = self._inputs(x).shape[0]
+        xt = self._inputs(x)
+        n = xt.shape[0]
         integer = y is not None and (
             (isinstance(y, Tensor) and not y.is_floating_point())
             or (isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.integer))
@@ -216,7 +218,7 @@ class QueryAttackART(RankingEvasionAttack):
                 return attack(xb, yb, candidates=cb, query_indices=qb)
             return self._from_embeddings(attack, xb, yb, qb)
 
-        return self._run(x, run, yb=y_t, cb=c_t, qb=qi)
+        return self._run(x, xt, run, yb=y_t, cb=c_t, qb=qi)
 
     @staticmethod
     def _from_embeddings(
@@ -290,4 +292,4 @@ class MaxShiftAttackART(RankingEvasionAttack):
             MaxShiftAttack(est.embedding_model, eps=self.eps, metric=est.metric, jitter=self.jitter)
         )
 
-        return self._run(x, attack)
+        return self._run(x, self._inputs(x), attack)

@@ -201,9 +201,10 @@ class RankingEvasionAttack(EvasionAttack):
             )
         return t
 
-    def _run(self, x: ArrayLike, batch_fn: Any, **per_sample: Tensor | None) -> ArrayLike:
-        """Attack ``x`` batch by batch with ``batch_fn(xb, **per_sample_slices)``."""
-        xt = self._inputs(x)
+    def _run(
+        self, x: ArrayLike, xt: Tensor, batch_fn: Any, **per_sample: Tensor | None
+    ) -> ArrayLike:
+        """Attack ``xt`` (``x`` on the device) batch by batch; return it in ``x``'s kind."""
         out = torch.empty_like(xt)
         for s, e in self._batches(xt.shape[0]):
             sl = {k: (None if v is None else v[s:e]) for k, v in per_sample.items()}
