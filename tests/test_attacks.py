@@ -138,6 +138,9 @@ def test_qa_accepts_candidate_inputs_like_indices(trained_digits):
     by_input = atk.run(x[:2], candidates=x[idx])
     torch.testing.assert_close(by_index.rank_before, by_input.rank_before)
     torch.testing.assert_close(by_index.adversarial, by_input.adversarial, atol=1e-5, rtol=0)
+    by_embedding = atk.run(x[:2], candidate_embeddings=gallery.embeddings[idx])
+    torch.testing.assert_close(by_index.adversarial, by_embedding.adversarial)
+    torch.testing.assert_close(by_index.sp_rank_after, by_embedding.sp_rank_after)
 
 
 def test_semantic_set_excludes_targets_and_the_query_copy(trained_digits):
@@ -275,7 +278,12 @@ X = torch.rand(2, 1, 4, 4)
             TypeError,
             "candidate_indices",
         ),
-        (lambda: QueryAttack(MODEL, GALLERY)(X), ValueError, "candidate_indices or candidates"),
+        (lambda: QueryAttack(MODEL, GALLERY)(X), ValueError, "candidate_indices, candidates"),
+        (
+            lambda: QueryAttack(MODEL, GALLERY)(X, candidate_embeddings=torch.randn(2, 1, 4)),
+            ValueError,
+            "candidate_embeddings",
+        ),
         (
             lambda: QueryAttack(MODEL, GALLERY)(X, candidates=torch.rand(2, 1, 1, 3, 3)),
             ValueError,

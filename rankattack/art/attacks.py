@@ -14,7 +14,6 @@ from rankattack.art.estimator import RankingEstimator
 from rankattack.attacks.candidateattack import CandidateAttack
 from rankattack.attacks.maxshiftattack import MaxShiftAttack
 from rankattack.attacks.queryattack import QueryAttack
-from rankattack.objectives import QueryObjective
 
 __all__ = ["CandidateAttackART", "MaxShiftAttackART", "QueryAttackART"]
 
@@ -216,31 +215,9 @@ class QueryAttackART(RankingEvasionAttack):
         def run(xb: Tensor, yb: Tensor | None, cb: Tensor | None, qb: Tensor | None) -> Tensor:
             if yb is None or integer:
                 return attack(xb, yb, candidates=cb, query_indices=qb)
-            return self._from_embeddings(attack, xb, yb, qb)
+            return attack(xb, candidate_embeddings=yb, query_indices=qb)
 
         return self._run(x, xt, run, yb=y_t, cb=c_t, qb=qi)
-
-    @staticmethod
-    def _from_embeddings(
-        attack: QueryAttack, xb: Tensor, c_emb: Tensor, q_idx: Tensor | None
-    ) -> Tensor:
-        """SP-QA for candidates given as embeddings ``[n, m, D]`` (QueryAttack takes images)."""
-        gallery = attack.gallery
-        attack.check_inputs(xb, "x")
-        c_emb = gallery.check_embeddings(c_emb, "y", 3)
-        if not 1 <= c_emb.shape[1] <= len(gallery):
-            raise ValueError(
-                f"the number of candidates m must be in [1, |X| = {len(gallery)}], got "
-                f"{c_emb.shape[1]}"
-            )
-        if q_idx is not None:
-            q_idx = gallery.check_indices(q_idx.long(), "query_indices", ndim=1).unsqueeze(1)
-        q_emb = attack.embed(xb, "x", gallery.dim)
-        sp_emb = None
-        if attack.sp_size > 0:
-            sp_emb = gallery.embeddings[attack.semantic_set(q_emb, c_emb, None, q_idx)]
-        objective = QueryObjective(gallery, c_emb, attack.direction, attack.xi, sp_emb)
-        return attack.pgd(attack.model, xb, objective)
 
 
 class MaxShiftAttackART(RankingEvasionAttack):

@@ -46,7 +46,8 @@ class QueryAttack(RankingAttack):
     Shape
     -----
     - queries: ``[N, *S]`` in ``[0, 1]``
-    - candidate_indices: ``[N, m]`` int64 into the gallery, or candidates ``[N, m, *S]``
+    - candidate_indices: ``[N, m]`` int64 into the gallery, or candidates ``[N, m, *S]``,
+      or candidate_embeddings ``[N, m, D]``
     - output: ``[N, *S]``
 
     Examples
@@ -130,13 +131,24 @@ class QueryAttack(RankingAttack):
         candidate_indices: Tensor | None = None,
         candidates: Tensor | None = None,
         query_indices: Tensor | None = None,
+        candidate_embeddings: Tensor | None = None,
     ) -> tuple[QueryObjective, Tensor]:
         """Validate the arguments; return the SP-QA objective and the clean query embeddings."""
         self.check_inputs(queries, "queries")
         n = queries.shape[0]
-        if (candidate_indices is None) == (candidates is None):
-            raise ValueError("give exactly one of candidate_indices or candidates")
-        if candidate_indices is not None:
+        given = [v is not None for v in (candidate_indices, candidates, candidate_embeddings)]
+        if sum(given) != 1:
+            raise ValueError(
+                "give exactly one of candidate_indices, candidates or candidate_embeddings"
+            )
+        if candidate_embeddings is not None:
+            c_emb = self.gallery.check_embeddings(candidate_embeddings, "candidate_embeddings", 3)
+            if c_emb.shape[0] != n:
+                raise ValueError(
+                    f"candidate_embeddings must be [N, m, D] with N = {n} (one row per query), "
+                    f"got shape {tuple(c_emb.shape)}"
+                )
+        elif candidate_indices is not None:
             candidate_indices = self.gallery.check_indices(candidate_indices, "candidate_indices")
             if candidate_indices.shape[0] != n:
                 raise ValueError(
@@ -183,14 +195,19 @@ class QueryAttack(RankingAttack):
         candidate_indices: Tensor | None = None,
         *,
         candidates: Tensor | None = None,
+        candidate_embeddings: Tensor | None = None,
         query_indices: Tensor | None = None,
     ) -> Tensor:
         """Return adversarial queries ``[N, *S]``.
 
+        The chosen candidates are given as gallery indices ``[N, m]``, as inputs
+        ``candidates`` ``[N, m, *S]``, or as ``candidate_embeddings`` ``[N, m, D]``.
         ``query_indices`` ``[N]`` (optional) gives each query's own position in the
         gallery, so that exactly that item is kept out of ``C_SP``.
         """
-        objective, _ = self.objective(queries, candidate_indices, candidates, query_indices)
+        objective, _ = self.objective(
+            queries, candidate_indices, candidates, query_indices, candidate_embeddings
+        )
         return self.pgd(self.model, queries, objective)
 
     def run(
@@ -199,10 +216,13 @@ class QueryAttack(RankingAttack):
         candidate_indices: Tensor | None = None,
         *,
         candidates: Tensor | None = None,
+        candidate_embeddings: Tensor | None = None,
         query_indices: Tensor | None = None,
     ) -> AttackResult:
         """Attack and report ``R_QA(q)`` and the mean rank of ``C_SP`` before and after."""
-        objective, q_emb = self.objective(queries, candidate_indices, candidates, query_indices)
+        objective, q_emb = self.objective(
+            queries, candidate_indices, candidates, query_indices, candidate_embeddings
+        )
         adv = self.pgd(self.model, queries, objective)
         adv_emb = self.embed(adv, "queries", self.gallery.dim)
         return AttackResult(
