@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _models import digits_model, held_out
 from torch import Tensor, nn
 
 from rankattack import CandidateAttack, Gallery, QueryAttack
 from rankattack.transfer import ATTACKS, TransferResult, attack_factory, transfer_matrix
+from tests._models import digits_model, held_out
 
 
 @pytest.fixture(scope="module")

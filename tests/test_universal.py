@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _models import digits_model, held_out
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
@@ -15,6 +14,7 @@ from rankattack.attacks.universalrankattack import (
     UniversalResult,
     evaluate_seen_unseen,
 )
+from tests._models import digits_model, held_out
 
 
 def linear_model(seed: int = 0, dtype: torch.dtype = torch.float32) -> nn.Module:
