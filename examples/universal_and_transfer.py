@@ -265,25 +265,24 @@ def print_universal(
     results: dict[str, dict[str, dict[str, Any]]], configs: dict[str, Any],
     paper: dict[str, Any] | None,
 ) -> None:  # fmt: skip
-    print("\n=== Table 14: universal perturbation, seen / unseen, ours [paper] ===")
+    print("\n=== Table 14: universal perturbation (w = m = 1, eps = 0.3), ours [paper] ===")
     attacks = ("I-CA+", "I-CA-", "I-QA+", "I-QA-")
-    print("model".ljust(12) + "".join(a.center(44) for a in attacks))
+    width = 26 if paper is not None else 14
+    print("model".ljust(18) + "".join(a.rjust(width) for a in attacks))
     for model, res in results.items():
         config = configs[model]
         code = ("E" if cfg_get(config, "metric", "cosine") == "euclidean" else "C") + (
             "C" if cfg_get(config, "loss", "triplet") == "contrastive" else "T"
         )
-        cells = []
-        for a in attacks:
-            parts = []
-            for k, part in enumerate(("seen", "unseen")):
+        for k, part in enumerate(("seen", "unseen")):
+            cells = []
+            for a in attacks:
                 b, af, _ = res[a][part]
                 cell = f"{b * 100:.1f}->{af * 100:.1f}"
                 if paper is not None and code in paper:
                     cell += f" [{paper[code][a][k]}]"
-                parts.append(cell)
-            cells.append(" | ".join(parts).center(44))
-        print(f"{model} ({code})".ljust(12) + "".join(cells))
+                cells.append(cell.rjust(width))
+            print(f"{model} ({code}) {part}".ljust(18) + "".join(cells))
 
 
 def main(argv: list[str] | None = None) -> None:
