@@ -50,16 +50,11 @@ def digits_model(seed: int = 0, hidden: int = 64, steps: int = 300) -> nn.Module
     gen = torch.Generator().manual_seed(seed)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 16))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: extra threads only contend on a shared machine
-    try:
-        for _ in range(steps):
-            loss = _triplet_step(model, x, y, gen, batch=128, margin=0.3)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    finally:
-        torch.set_num_threads(threads)
+    for _ in range(steps):
+        loss = _triplet_step(model, x, y, gen, batch=128, margin=0.3)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from rankattack import (
     Gallery,
     QueryAttack,
     QueryObjective,
-    get_distance,
 )
 from rankattack.art import (
     CandidateAttackART,
@@ -34,6 +32,7 @@ from rankattack.art import (
     RankingEstimator,
     UniversalRankAttackART,
 )
+from tests._models import digits_model, held_out
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,57 +40,18 @@ ROOT = Path(__file__).resolve().parents[1]
 @dataclass
 class Digits:
     model: nn.Module
-    x: np.ndarray  # [597, 1, 8, 8] held-out digits: the gallery
+    x: np.ndarray  # [797, 1, 8, 8] held-out digits: the gallery
     labels: np.ndarray
     est: RankingEstimator
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest single-threaded on a shared machine; restore afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _train_mlp(x: torch.Tensor, y: torch.Tensor, steps: int = 300) -> nn.Module:
-    """Random-triplet training with the cosine triplet loss (paper Eq. 3, margin 0.2)."""
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32))
-    dist = get_distance("cosine")
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    order = torch.argsort(y)
-    counts = torch.bincount(y, minlength=10)
-    starts = torch.cumsum(counts, 0) - counts
-    for _ in range(steps):
-        a = torch.randint(0, len(x), (128,), generator=gen)
-        c = y[a]
-        pos = order[starts[c] + (torch.rand(128, generator=gen) * counts[c]).long()]
-        neg = torch.randint(0, len(x), (128,), generator=gen)
-        keep = y[neg] != c
-        ea, ep, en = model(x[a]), model(x[pos]), model(x[neg])
-        loss = (0.2 + dist(ea, ep) - dist(ea, en)).clamp_min(0)[keep].mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
-def digits(_one_thread: None) -> Digits:
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = torch.from_numpy((data.images / 16.0).astype(np.float32)).unsqueeze(1)
-    y = torch.from_numpy(data.target.astype(np.int64))
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    train, test = perm[:1200], perm[1200:]
-    model = _train_mlp(x[train], y[train])
+def digits() -> Digits:
+    model = digits_model()
+    x, y = held_out()
     est = RankingEstimator(model, input_shape=(1, 8, 8))
-    est.build_gallery(x[test].numpy(), y[test].numpy())
-    return Digits(model, x[test].numpy(), y[test].numpy(), est)
+    est.build_gallery(x.numpy(), y.numpy())
+    return Digits(model, x.numpy(), y.numpy(), est)
 
 
 def _ca_task(d: Digits, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +75,7 @@ def test_import_rankattack_does_not_import_art() -> None:
 def test_predict_numpy_and_tensor(digits: Digits) -> None:
     x = digits.x[:10]
     out = digits.est.predict(x)
-    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (10, 32)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == (10, 16)
     with torch.no_grad():
         ref = digits.model(torch.from_numpy(x))
     np.testing.assert_allclose(out, ref.numpy(), rtol=1e-5, atol=1e-6)
@@ -160,7 +120,7 @@ def test_query_objective_y_encodings(digits: Digits) -> None:
     np.testing.assert_array_equal(y_idx[:, :2], c_idx)
     assert not (y_idx[:, 2:] == np.arange(6)[:, None]).any()  # own copy kept out of C_SP
     y_emb = est.query_targets(q, gallery.embeddings[torch.from_numpy(c_idx)].numpy())
-    assert y_emb.shape == (6, 5, 32)
+    assert y_emb.shape == (6, 5, 16)
     np.testing.assert_allclose(y_emb, gallery.embeddings[torch.from_numpy(y_idx)].numpy())
     g_idx = est.loss_gradient(q, y_idx)
     np.testing.assert_allclose(est.loss_gradient(q, y_emb), g_idx, rtol=1e-5, atol=1e-8)
@@ -291,7 +251,7 @@ def test_get_activations(digits: Digits) -> None:
     est = digits.est
     assert est.layer_names == ["0", "1", "2", "3"]
     act = est.get_activations(digits.x[:7], 1, batch_size=4)
-    assert isinstance(act, np.ndarray) and act.shape == (7, 128)
+    assert isinstance(act, np.ndarray) and act.shape == (7, 64)
     np.testing.assert_allclose(
         act,
         digits.model[1](torch.from_numpy(digits.x[:7]).flatten(1)).detach().numpy(),
@@ -460,7 +420,7 @@ def test_adapter_set_params_raises_like_art(digits: Digits) -> None:
     with pytest.raises(ValueError, match="sp_size"):
         QueryAttackART(digits.est, sp_size=10_000)
     with pytest.raises(ValueError, match="unexpected keyword"):
-        atk.generate(digits.x[:2], np.zeros((2, 1, 32), np.float32), mask=None)
+        atk.generate(digits.x[:2], np.zeros((2, 1, 16), np.float32), mask=None)
     cand, qy = _ca_task(digits, 10)
     atk.set_params(eps=0.0)
     np.testing.assert_array_equal(atk.generate(cand, qy), cand)
