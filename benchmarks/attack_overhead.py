@@ -20,6 +20,7 @@ reports the peak memory the query attack adds, to show it is bounded by the gall
 ``chunk_budget`` rather than by ``N x |X|``.
 
 Run: ``python benchmarks/attack_overhead.py [--rounds 5] [--threads 2] [--large]``
+(``--threads 1 --clock cpu`` measures CPU time, steadier when other jobs share the machine).
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ def floor_loop(model: nn.Module, x: torch.Tensor, steps: int, gallery: Gallery |
         adv = (adv.detach() - 0.01 * grad.sign()).clamp_(0, 1)
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+def timed(fn: Callable[[], object], clock: Callable[[], float]) -> float:
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def main() -> None:
@@ -79,7 +80,15 @@ def main() -> None:
     parser.add_argument("--gallery", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--large", action="store_true", help="also attack a 1e6 x 512 gallery")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="wall time, or this process's CPU time (steadier on a shared machine; "
+        "use with --threads 1)",
+    )
     args = parser.parse_args()
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -112,7 +121,7 @@ def main() -> None:
     times: dict[str, list[float]] = {k: [] for k in jobs}
     for _ in range(args.rounds):
         for name, fn in jobs.items():
-            times[name].append(timed(fn))
+            times[name].append(timed(fn, clock))
     med = {k: statistics.median(v) for k, v in times.items()}
     for name, value in med.items():
         print(f"  {name:24s} median {value:7.3f} s  (min {min(times[name]):.3f})")
