@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,7 +70,7 @@ def check_real(
     low_open: bool = False,
 ) -> float:
     """Check a real scalar parameter and its range; return it as ``float``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     out = float(value)
     if not math.isfinite(out):
@@ -84,7 +85,7 @@ def check_real(
 
 def check_int(value: Any, name: str, *, low: int | None = None) -> int:
     """Check an integer parameter and its lower bound."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if low is not None and value < low:
         raise ValueError(f"{name} must be >= {low}, got {value!r}")

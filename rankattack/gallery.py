@@ -8,6 +8,7 @@ a million 512-d embeddings is attacked in bounded memory.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -79,10 +80,13 @@ class Gallery:
         self._embeddings = embeddings.detach()
         self._labels = labels
         self._prepared = self._distance.prepare(self._embeddings)
-        if self._distance.name == "cosine":
-            self._duplicate_tol = 1e-5
-        else:
-            self._duplicate_tol = 1e-5 * float(self._embeddings.norm(dim=1).mean().clamp_min(1.0))
+        norms = self._prepared.norm(dim=1)
+        scale = float(norms.max().clamp_min(1.0))  # cosine: 1
+        eps = torch.finfo(self._embeddings.dtype).eps
+        # distances computed by different kernels (a candidate's own, the gallery's) may
+        # differ by rounding; closer than this counts as a tie, not as "strictly closer"
+        self._tie_tol = 8.0 * math.sqrt(self.dim) * eps * 2.0 * scale
+        self._duplicate_tol = max(1e-5 * float(norms.mean().clamp_min(1.0)), self._tie_tol)
 
     # construction -----------------------------------------------------------------
     @classmethod
@@ -113,6 +117,8 @@ class Gallery:
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
         check_tensor(inputs, "inputs", min_ndim=2, floating=True)
+        if inputs.shape[0] < 1:
+            raise ValueError(f"inputs must hold at least one item, got shape {tuple(inputs.shape)}")
         batch_size = check_int(batch_size, "batch_size", low=1)
         chunks = []
         starts: Any = range(0, inputs.shape[0], batch_size)
@@ -168,6 +174,11 @@ class Gallery:
         """Distance below which two embeddings are treated as copies of one item."""
         return self._duplicate_tol
 
+    @property
+    def tie_tol(self) -> float:
+        """Distances closer than this count as ties in ranks (rounding of the kernels)."""
+        return self._tie_tol
+
     def __len__(self) -> int:
         return int(self._embeddings.shape[0])
 
@@ -210,8 +221,15 @@ class Gallery:
         Allocates the whole matrix; prefer :meth:`rank` and :meth:`topk` for large X.
         """
         q = self._distance.prepare(self.check_embeddings(query_embeddings, "query_embeddings", 2))
+        return self.distances_prepared(q)
+
+    def distances_prepared(self, anchors: Tensor) -> Tensor:
+        """Full ``[M, |X|]`` matrix of exact distances from prepared ``anchors`` ``[M, D]``."""
         return torch.cat(
-            [self._distance.pairwise(q, self._prepared[s:e]) for s, e in self._blocks(q.shape[0])],
+            [
+                self._distance.pairwise_exact(anchors, self._prepared[s:e])
+                for s, e in self._blocks(anchors.shape[0])
+            ],
             dim=1,
         )
 
@@ -245,12 +263,16 @@ class Gallery:
             return self.count_closer(qp, t).to(t.dtype) / len(self)
 
     def count_closer(self, anchors: Tensor, thresholds: Tensor) -> Tensor:
-        """``|{x : d(a_i, x) < t_ij}|`` for prepared anchors ``[M, D]`` and ``t`` ``[M, k]``."""
+        """``|{x : d(a_i, x) < t_ij}|`` for prepared anchors ``[M, D]`` and ``t`` ``[M, k]``.
+
+        Distances within :attr:`tie_tol` of the threshold count as ties (not closer).
+        """
         m, k = thresholds.shape
         counts = torch.zeros(m, k, dtype=torch.long, device=thresholds.device)
+        limits = thresholds - self._tie_tol
         for s, e in row_chunks(m * k, len(self), self._chunk_budget):
-            d = self._distance.pairwise(anchors, self._prepared[s:e])
-            counts += (d.unsqueeze(1) < thresholds.unsqueeze(2)).sum(-1)
+            d = self._distance.pairwise_exact(anchors, self._prepared[s:e])
+            counts += (d.unsqueeze(1) < limits.unsqueeze(2)).sum(-1)
         return counts
 
     def topk(
@@ -304,12 +326,13 @@ class Gallery:
                     f"exclude_embeddings must have {n} rows, got shape {tuple(ex_emb.shape)}"
                 )
         width = 1 + (0 if ex_emb is None else ex_emb.shape[1])
+        width += 0 if ex_idx is None else ex_idx.shape[1]
         best_d = q.new_full((n, k), float("inf"))
         best_i = torch.full((n, k), -1, dtype=torch.long, device=q.device)
         with torch.no_grad():
             for s, e in row_chunks(n * width, len(self), self._chunk_budget):
                 block = self._prepared[s:e]
-                d = self._distance.pairwise(q, block)
+                d = self._distance.pairwise_exact(q, block)
                 idx = torch.arange(s, e, device=q.device).expand(n, -1)
                 if ex_idx is not None:
                     hit = (idx.unsqueeze(2) == ex_idx.unsqueeze(1)).any(-1)
@@ -327,7 +350,7 @@ class Gallery:
     def _batched_pairwise(self, a: Tensor, block: Tensor) -> Tensor:
         """Distances ``[N, e, D]`` x ``[K, D]`` -> ``[N, e, K]``."""
         n, e, d = a.shape
-        return self._distance.pairwise(a.reshape(n * e, d), block).reshape(n, e, -1)
+        return self._distance.pairwise_exact(a.reshape(n * e, d), block).reshape(n, e, -1)
 
     def hinge(self, anchors: Tensor, thresholds: Tensor, signs: Sequence[float]) -> Tensor:
         """Sums of ranking hinges over the gallery (the inner sums of Eq. 4, 7, 9, 11).
@@ -347,6 +370,18 @@ class Gallery:
         signs : sequence of float
             ``k`` values, each +1 (raise) or -1 (lower).
         """
+        check_tensor(anchors, "anchors", ndim=2, floating=True)
+        check_tensor(thresholds, "thresholds", ndim=2, floating=True)
+        if anchors.shape[1] != self.dim or thresholds.shape[0] != anchors.shape[0]:
+            raise ValueError(
+                f"anchors must be [M, {self.dim}] and thresholds [M, k] with the same M, got "
+                f"shapes {tuple(anchors.shape)} and {tuple(thresholds.shape)}"
+            )
+        if anchors.device != self._prepared.device or thresholds.device != anchors.device:
+            raise ValueError(
+                f"anchors and thresholds must be on the gallery's device {self._prepared.device}, "
+                f"got {anchors.device} and {thresholds.device}"
+            )
         signs = tuple(float(v) for v in signs)
         if len(signs) != thresholds.shape[1] or any(v not in (1.0, -1.0) for v in signs):
             raise ValueError(
@@ -377,8 +412,10 @@ class _GalleryHinge(torch.autograd.Function):
     ) -> Tensor:
         m = thresholds.shape[0]
         blocks = row_chunks(m, gallery.shape[0], budget)
-        out = torch.zeros_like(thresholds)
-        counts = torch.zeros_like(thresholds)
+        # accumulate in at least float32: half precision cannot count past 2048
+        acc = torch.promote_types(thresholds.dtype, torch.float32)
+        out = torch.zeros(thresholds.shape, dtype=acc, device=thresholds.device)
+        counts = torch.zeros(thresholds.shape, dtype=acc, device=thresholds.device)
         keep = ctx.needs_input_grad[0] and len(blocks) == 1
         cached: list[Tensor] = []
         for s, e in blocks:
@@ -395,7 +432,7 @@ class _GalleryHinge(torch.autograd.Function):
         ctx.distance = distance
         ctx.blocks = blocks
         ctx.cached = cached
-        return out
+        return out.to(thresholds.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
@@ -403,7 +440,9 @@ class _GalleryHinge(torch.autograd.Function):
         distance: Distance = ctx.distance
         signs: tuple[float, ...] = ctx.signs
         sign_t = thresholds.new_tensor(signs)
-        grad_t = grad_out * sign_t * counts if ctx.needs_input_grad[1] else None
+        grad_t = (
+            (grad_out * sign_t * counts).to(thresholds.dtype) if ctx.needs_input_grad[1] else None
+        )
         grad_a = None
         if ctx.needs_input_grad[0]:
             grad_a = torch.zeros_like(anchors)

@@ -53,6 +53,8 @@ class RankingObjective(ABC):
 
     #: Expected embedding dimension (``None``: not checked).
     dim: int | None = None
+    #: Device the embeddings must be on (``None``: not checked).
+    device: torch.device | None = None
 
     @abstractmethod
     def __call__(self, embeddings: Tensor) -> Tensor:
@@ -77,6 +79,7 @@ class _SortedHinge:
     """
 
     def __init__(self, gallery: Gallery, anchors: Tensor) -> None:
+        # the same kernel as the blockwise hinge, so both paths give the same loss
         d = torch.cat(
             [
                 gallery.distance.pairwise(anchors, gallery.prepared[s:e])
@@ -85,16 +88,15 @@ class _SortedHinge:
             dim=1,
         )
         self.sorted = d.sort(dim=1).values.contiguous()
-        self.cumsum = torch.nn.functional.pad(self.sorted.double().cumsum(1), (1, 0))
+        # prefix sums in float64 where the device has it (MPS does not)
+        self.acc = torch.float32 if d.device.type == "mps" else torch.float64
+        self.cumsum = torch.nn.functional.pad(self.sorted.to(self.acc).cumsum(1), (1, 0))
         self.size = d.shape[1]
 
-    def count_below(self, t: Tensor) -> Tensor:
-        return torch.searchsorted(self.sorted, t.detach().contiguous(), side="left")
-
     def __call__(self, t: Tensor, sign: float) -> Tensor:
-        t64 = t.double()
+        t64 = t.to(self.acc)
         if sign > 0:
-            n = self.count_below(t)
+            n = torch.searchsorted(self.sorted, t.detach().contiguous(), side="left")
             out = t64 * n - self.cumsum.gather(1, n)
         else:
             n_le = torch.searchsorted(self.sorted, t.detach().contiguous(), side="right")
@@ -132,6 +134,7 @@ class CandidateObjective(RankingObjective):
         q = gallery.check_embeddings(query_embeddings, "query_embeddings", 3)
         self.n, self.w = q.shape[0], q.shape[1]
         self.dim = gallery.dim
+        self.device = gallery.embeddings.device
         self.queries = gallery.distance.prepare(q)  # [N, w, D]
         flat = self.queries.reshape(self.n * self.w, -1)
         self._flat = flat
@@ -139,6 +142,7 @@ class CandidateObjective(RankingObjective):
         self._sorted = _SortedHinge(gallery, flat) if fits else None
 
     def _thresholds(self, embeddings: Tensor) -> Tensor:
+        embeddings = embeddings.to(self.queries.dtype)  # differentiable; no-op when equal
         c = self.gallery.distance.prepare(embeddings).unsqueeze(1)  # [N, 1, D]
         return self.gallery.distance.paired(self.queries, c).reshape(self.n * self.w, 1)
 
@@ -154,10 +158,7 @@ class CandidateObjective(RankingObjective):
     def ranks(self, embeddings: Tensor) -> Tensor:
         """Mean normalized rank ``R_CA(c)`` of each candidate over its w queries."""
         t = self._thresholds(embeddings)
-        if self._sorted is not None:
-            counts = self._sorted.count_below(t)
-        else:
-            counts = self.gallery.count_closer(self._flat, t)
+        counts = self.gallery.count_closer(self._flat, t)
         return counts.view(self.n, self.w).to(t.dtype).mean(1) / len(self.gallery)
 
     def __repr__(self) -> str:
@@ -200,6 +201,7 @@ class QueryObjective(RankingObjective):
         c = gallery.check_embeddings(candidate_embeddings, "candidate_embeddings", 3)
         self.n, self.m = c.shape[0], c.shape[1]
         self.dim = gallery.dim
+        self.device = gallery.embeddings.device
         prep = gallery.distance.prepare
         self.candidates = prep(c)
         self.sp: Tensor | None = None
@@ -221,13 +223,13 @@ class QueryObjective(RankingObjective):
         )
 
     def __call__(self, embeddings: Tensor) -> Tensor:
-        q = self.gallery.distance.prepare(embeddings)
+        q = self.gallery.distance.prepare(embeddings.to(self.candidates.dtype))
         t = self.gallery.distance.paired(q.unsqueeze(1), self._targets)  # [N, m (+G)]
         h = self.gallery.hinge(q, t, self._signs)
         return (h * self._weights).sum(1) / len(self.gallery)
 
     def _mean_rank(self, embeddings: Tensor, targets: Tensor) -> Tensor:
-        q = self.gallery.distance.prepare(embeddings)
+        q = self.gallery.distance.prepare(embeddings.to(self.candidates.dtype))
         t = self.gallery.distance.paired(q.unsqueeze(1), targets)
         counts = self.gallery.count_closer(q, t)
         return counts.to(t.dtype).mean(1) / len(self.gallery)
@@ -266,6 +268,7 @@ class MaxShiftObjective(RankingObjective):
         self.distance = get_distance(metric)
         self.reference = self.distance.prepare(reference_embeddings.detach())
         self.dim = int(reference_embeddings.shape[-1])
+        self.device = reference_embeddings.device
 
     def __call__(self, embeddings: Tensor) -> Tensor:
         return -self.shift(embeddings)

@@ -91,10 +91,16 @@ class LinfPGD:
                 f"clip_min must be < clip_max, got clip_min={clip_min}, clip_max={clip_max}"
             )
 
+    def bounds(self, origin: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-element bounds of the feasible set: the eps-ball intersected with the range."""
+        lo = (origin - self.eps).clamp_(self.clip_min, self.clip_max)
+        hi = (origin + self.eps).clamp_(self.clip_min, self.clip_max)
+        return lo, hi
+
     def project(self, adv: Tensor, origin: Tensor) -> Tensor:
         """Clip ``adv`` to the eps-ball around ``origin``, then to the valid range."""
-        adv = torch.minimum(torch.maximum(adv, origin - self.eps), origin + self.eps)
-        return adv.clamp_(self.clip_min, self.clip_max)
+        lo, hi = self.bounds(origin)
+        return torch.clamp(adv, lo, hi)
 
     def __call__(
         self,
@@ -102,6 +108,7 @@ class LinfPGD:
         inputs: Tensor,
         objective: RankingObjective,
         init: Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """Minimize ``objective(model(x))`` over the eps-ball around ``inputs``.
 
@@ -116,51 +123,71 @@ class LinfPGD:
             Per-sample loss of the embeddings.
         init : Tensor, optional
             Starting point (projected into the ball); overrides ``random_start``.
+        generator : torch.Generator, optional
+            Source of the random start (on the inputs' device); the global RNG if None.
 
         Returns
         -------
         Tensor
             Adversarial inputs, detached, on the inputs' device.
+
+        Notes
+        -----
+        Runs with gradients enabled even when called under ``torch.no_grad()``;
+        ``torch.inference_mode()`` cannot be undone and raises.
         """
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
         check_tensor(inputs, "inputs", min_ndim=1, floating=True)
         if not isinstance(objective, RankingObjective):
             raise TypeError(f"objective must be a RankingObjective, got {type(objective).__name__}")
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError(
+                "attacks need gradients with respect to their inputs: call them outside "
+                "torch.inference_mode()"
+            )
         origin = inputs.detach()
+        lo, hi = self.bounds(origin)
         if init is not None:
             check_tensor(init, "init", floating=True)
-            if init.shape != inputs.shape:
+            if init.shape != inputs.shape or init.device != inputs.device:
                 raise ValueError(
-                    f"init must have the inputs' shape {tuple(inputs.shape)}, "
-                    f"got {tuple(init.shape)}"
+                    f"init must have the inputs' shape {tuple(inputs.shape)} and device "
+                    f"{inputs.device}, got {tuple(init.shape)} on {init.device}"
                 )
-            adv = self.project(init.detach().clone(), origin)
+            adv = torch.clamp(init.detach().to(origin.dtype), lo, hi)
         elif self.random_start and self.eps > 0:
-            noise = torch.empty_like(origin).uniform_(-self.eps, self.eps)
-            adv = self.project(origin + noise, origin)
+            noise = torch.rand(
+                origin.shape, generator=generator, device=origin.device, dtype=origin.dtype
+            )
+            adv = torch.clamp(origin + (2 * noise - 1) * self.eps, lo, hi)
         else:
-            adv = origin.clone()
+            adv = torch.clamp(origin, lo, hi)
         if self.eps == 0 or self.steps == 0:
             return adv
         n = origin.shape[0]
-        with eval_mode(model, freeze=True):
+        with eval_mode(model, freeze=True), torch.enable_grad():
             for step in range(self.steps):
                 adv.requires_grad_(True)
                 emb = model(adv)
                 if step == 0:
                     check_embedding_output(emb, n, "model", objective.dim)
+                    if objective.device is not None and emb.device != objective.device:
+                        raise ValueError(
+                            f"model returned embeddings on {emb.device}, but the objective's "
+                            f"(gallery's) embeddings are on {objective.device}"
+                        )
                 loss = objective(emb).sum()
                 if step == 0 and not loss.requires_grad:
                     raise ValueError(
                         "model output does not depend on its input through autograd "
-                        "(is the model running under torch.no_grad or detaching?)"
+                        "(does the model detach, or leave torch for numpy?)"
                     )
                 (grad,) = torch.autograd.grad(loss, adv, allow_unused=True)
                 if grad is None:
                     raise ValueError("model output does not depend on its input")
                 with torch.no_grad():
-                    adv = self.project(adv.detach() - self.alpha * grad.sign(), origin)
+                    adv = torch.clamp(adv.detach() - self.alpha * grad.sign(), lo, hi)
         return adv.detach()
 
     def __repr__(self) -> str:

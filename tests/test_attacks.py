@@ -81,7 +81,8 @@ def test_attacks_leave_inputs_model_mode_and_flags_untouched():
     gallery = Gallery(torch.randn(20, 8))
     x = torch.rand(3, 1, 4, 4)
     pool = torch.rand(6, 1, 4, 4)
-    x_copy, pool_copy = x.clone(), pool.clone()
+    x.requires_grad_(True)  # a caller's leaf tensor: no gradient may leak into it
+    x_copy, pool_copy = x.detach().clone(), pool.clone()
     stats = model[3].running_mean.clone()
     for name, atk in make_attacks(model, gallery, 0.1):
         call(name, atk, x, pool)
@@ -160,7 +161,8 @@ def test_semantic_set_excludes_targets_and_the_query_copy(trained_digits):
 def test_max_shift_moves_embeddings_more_than_random_noise(trained_digits, metric):
     model, x = trained_digits.model, trained_digits.test_x[:30]
     result = MaxShiftAttack(model, eps=0.1, metric=metric).run(x)
-    noisy = (x + 0.1 * torch.sign(torch.randn_like(x))).clamp(0, 1)
+    signs = torch.randn(x.shape, generator=torch.Generator().manual_seed(0)).sign()
+    noisy = (x + 0.1 * signs).clamp(0, 1)
     with torch.no_grad():
         from rankattack import get_distance
 
@@ -323,3 +325,45 @@ def test_importing_rankattack_pulls_in_only_torch_and_numpy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_attacks_run_under_no_grad_but_not_inference_mode(trained_digits):
+    model, gallery, x = trained_digits.model, trained_digits.gallery, trained_digits.test_x
+    atk = CandidateAttack(model, gallery, eps=0.1, steps=5)
+    plain = atk(x[:4], x[4:8, None])
+    with torch.no_grad():
+        inside = atk(x[:4], x[4:8, None])
+    torch.testing.assert_close(plain, inside)
+    assert not torch.equal(plain, x[:4])
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="inference_mode"):
+        atk(x[:4], x[4:8, None])
+
+
+def test_float64_gallery_with_a_float32_model(trained_digits):
+    model, x = trained_digits.model, trained_digits.test_x
+    gallery64 = Gallery(trained_digits.gallery.embeddings.double())
+    idx = torch.tensor([[1], [2]])
+    r64 = QueryAttack(model, gallery64, "raise", eps=0.05, steps=3).run(
+        x[:2], candidate_indices=idx
+    )
+    r32 = QueryAttack(model, trained_digits.gallery, "raise", eps=0.05, steps=3).run(
+        x[:2], candidate_indices=idx
+    )
+    assert r64.rank_after.dtype == torch.float64
+    torch.testing.assert_close(r64.rank_before.float(), r32.rank_before)
+
+
+def test_max_shift_generator_makes_it_reproducible_without_touching_the_global_rng():
+    model, x = tiny_model(), torch.rand(3, 1, 4, 4)
+    state = torch.get_rng_state()
+    a = MaxShiftAttack(model, eps=0.1, generator=torch.Generator().manual_seed(3))(x)
+    b = MaxShiftAttack(model, eps=0.1, generator=torch.Generator().manual_seed(3))(x)
+    assert torch.equal(a, b)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_numpy_scalars_are_accepted_as_parameters():
+    import numpy as np
+
+    atk = CandidateAttack(tiny_model(), GALLERY, eps=np.float32(0.25), steps=np.int64(3))
+    assert atk.eps == pytest.approx(0.25) and atk.steps == 3 and isinstance(atk.steps, int)

@@ -198,3 +198,48 @@ def test_rank_rejects_bad_shapes():
         g.rank(torch.randn(2, 3), torch.randn(3, 1, 3))
     with pytest.raises(ValueError, match="k must be"):
         g.topk(torch.randn(1, 3), 5)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_a_candidates_own_gallery_copy_is_not_strictly_closer(metric):
+    """Rounding of different distance kernels must not count c's copy as closer than c."""
+    gen = torch.Generator().manual_seed(0)
+    emb = 8.0 * torch.randn(2000, 64, generator=gen)  # norms around 64
+    gallery = Gallery(emb, metric=metric)
+    pick = torch.randperm(2000, generator=gen)[:500]
+    queries = emb[torch.randint(0, 2000, (500,), generator=gen)]
+    ranks = gallery.rank(queries, emb[pick].unsqueeze(1))[:, 0]
+    d = brute_distances(metric, queries, emb)  # float64
+    d_c = d[np.arange(500), pick.numpy()]
+    counts = np.rint(ranks.double().numpy() * 2000)
+    scale = d.max()
+    # items closer by a clear margin are counted; the copy itself (d == d_c) never is, nor
+    # anything farther; only genuine float32 near-ties (within 1e-5 scale) may go either way
+    surely_closer = (d < d_c[:, None] - 1e-5 * scale).sum(1)
+    d[np.arange(500), pick.numpy()] = np.inf  # the copy
+    maybe_closer = (d < d_c[:, None] + 1e-5 * scale).sum(1)
+    assert (counts >= surely_closer).all() and (counts <= maybe_closer).all()
+
+
+def test_euclidean_neighbours_skip_the_query_copy_at_large_norms():
+    gen = torch.Generator().manual_seed(1)
+    emb = 8.0 + torch.randn(3000, 32, generator=gen)  # far from the origin: cancellation-prone
+    gallery = Gallery(emb, metric="euclidean")
+    q = emb[:300]
+    _, idx = gallery.topk(q, 3, exclude_embeddings=q.unsqueeze(1))
+    assert not (idx == torch.arange(300).unsqueeze(1)).any()
+    d = brute_distances("euclidean", q, emb)
+    d[np.arange(300), np.arange(300)] = np.inf
+    np.testing.assert_array_equal(idx.numpy(), np.argsort(d, axis=1, kind="stable")[:, :3])
+
+
+def test_hinge_and_from_inputs_reject_bad_input():
+    g = Gallery(torch.randn(5, 3))
+    with pytest.raises(ValueError, match="anchors"):
+        g.hinge(torch.randn(3, 3), torch.rand(4, 1), (1.0,))
+    with pytest.raises(ValueError, match="thresholds"):
+        g.hinge(torch.randn(3, 3), torch.rand(3), (1.0,))
+    with pytest.raises(ValueError, match="signs"):
+        g.hinge(torch.randn(3, 3), torch.rand(3, 2), (1.0, 0.5))
+    with pytest.raises(ValueError, match="inputs"):
+        Gallery.from_inputs(lambda v: v.flatten(1), torch.rand(0, 1, 2, 2))

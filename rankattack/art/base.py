@@ -37,16 +37,15 @@ class BoxLinfPGD(LinfPGD):
         self.upper = np.asarray(upper, dtype=np.float32)
         self._bounds: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor]] = {}
 
-    def project(self, adv: Tensor, origin: Tensor) -> Tensor:
-        key = (adv.device, adv.dtype)
+    def bounds(self, origin: Tensor) -> tuple[Tensor, Tensor]:
+        key = (origin.device, origin.dtype)
         if key not in self._bounds:
             self._bounds[key] = (
-                torch.as_tensor(self.lower, device=adv.device, dtype=adv.dtype),
-                torch.as_tensor(self.upper, device=adv.device, dtype=adv.dtype),
+                torch.as_tensor(self.lower, device=origin.device, dtype=origin.dtype),
+                torch.as_tensor(self.upper, device=origin.device, dtype=origin.dtype),
             )
-        lo, hi = self._bounds[key]
-        adv = torch.minimum(torch.maximum(adv, origin - self.eps), origin + self.eps)
-        return torch.minimum(torch.maximum(adv, lo), hi)
+        lower, upper = self._bounds[key]
+        return torch.maximum(origin - self.eps, lower), torch.minimum(origin + self.eps, upper)
 
 
 class RankingEvasionAttack(EvasionAttack):

@@ -23,7 +23,7 @@ from rankattack._validation import check_choice, check_int, check_real
 from rankattack.art._convert import ArrayLike, as_tensor, check_art_param, like_input
 from rankattack.art._modules import EstimatorModel, NumpyPreprocessing, model_device
 from rankattack.art.losses import OBJECTIVES, LossCache, LossFn, build_loss, embedding_sets
-from rankattack.attacks.queryattack import DEFAULT_XI, QueryAttack
+from rankattack.attacks.queryattack import DEFAULT_XI, semantic_set
 from rankattack.gallery import Gallery, check_embedding_output
 from rankattack.objectives import DIRECTIONS, CandidateObjective, QueryObjective
 from rankattack.wrappers import eval_mode
@@ -517,10 +517,7 @@ class RankingEstimator(PyTorchEstimator):
             ).unsqueeze(1)
         q_emb = self.predict(xt)
         assert isinstance(q_emb, Tensor)
-        helper = QueryAttack(
-            self._wrapped, gallery, self._direction, xi=self.xi, sp_size=self._sp_size
-        )
-        sp_idx = helper.semantic_set(q_emb.to(dev), c_emb, c_idx, q_idx)
+        sp_idx = semantic_set(gallery, q_emb.to(dev), c_emb, self._sp_size, c_idx, q_idx)
         if c_idx is None:
             return like_input(torch.cat([c_emb, gallery.embeddings[sp_idx]], 1), candidates)
         return self._like_index(torch.cat([c_idx, sp_idx], 1), candidates)

@@ -44,6 +44,8 @@ class MaxShiftAttack(RankingAttack):
         ``r = 0`` the shift's gradient is exactly zero, so a clean start never moves.
     random_start : bool, default False
         Start from a uniform point of the whole eps-ball instead.
+    generator : torch.Generator, optional
+        Source of the starting noise (on the inputs' device); the global RNG if None.
 
     Examples
     --------
@@ -64,10 +66,14 @@ class MaxShiftAttack(RankingAttack):
         metric: str | Distance = "cosine",
         jitter: float = 1e-3,
         random_start: bool = False,
+        generator: torch.Generator | None = None,
     ) -> None:
         super().__init__(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
         self.distance = get_distance(metric)
         self.jitter = check_real(jitter, "jitter", low=0.0)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        self.generator = generator
 
     @property
     def metric(self) -> str:
@@ -81,20 +87,28 @@ class MaxShiftAttack(RankingAttack):
             "random_start": self.pgd.random_start,
         }
 
-    def _attack(self, x: Tensor) -> tuple[Tensor, MaxShiftObjective]:
-        self.check_inputs(x, "x")
+    def perturb(self, x: Tensor, check: bool = True) -> tuple[Tensor, MaxShiftObjective]:
+        """Attack ``x``; return the adversarial inputs and the objective (for the shift).
+
+        ``check=False`` skips the input-range check (two host syncs), for training loops
+        whose data was checked once up front.
+        """
+        if check:
+            self.check_inputs(x, "x")
         objective = MaxShiftObjective(self.embed(x, "x"), self.distance)
         init = None
         if not self.pgd.random_start:
             radius = min(self.jitter, self.eps)
-            init = x.detach() + torch.empty_like(x).uniform_(-radius, radius)
-        return self.pgd(self.model, x, objective, init=init), objective
+            noise = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+            init = x.detach() + (2 * noise - 1) * radius
+        adv = self.pgd(self.model, x, objective, init=init, generator=self.generator)
+        return adv, objective
 
     def __call__(self, x: Tensor) -> Tensor:
         """Return the inputs ``[N, *S]`` whose embeddings moved farthest."""
-        return self._attack(x)[0]
+        return self.perturb(x)[0]
 
     def run(self, x: Tensor) -> ShiftResult:
         """Attack and report the embedding shift ``d(f(x + r), f(x))`` of each input."""
-        adv, objective = self._attack(x)
+        adv, objective = self.perturb(x)
         return ShiftResult(adversarial=adv, shift=objective.shift(self.embed(adv, "x")))

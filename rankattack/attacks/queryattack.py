@@ -13,10 +13,43 @@ from rankattack.attacks.base import AttackResult, RankingAttack
 from rankattack.gallery import Gallery
 from rankattack.objectives import DIRECTIONS, QueryObjective
 
-__all__ = ["QueryAttack"]
+__all__ = ["QueryAttack", "semantic_set"]
 
 #: Default Semantics-Preserving weight per direction (paper Sec. 4, "Hyper-Parameters").
 DEFAULT_XI = {"raise": 1.0, "lower": 100.0}
+
+
+def semantic_set(
+    gallery: Gallery,
+    query_embeddings: Tensor,
+    candidate_embeddings: Tensor,
+    sp_size: int,
+    candidate_indices: Tensor | None = None,
+    query_indices: Tensor | None = None,
+) -> Tensor:
+    """Indices ``[N, G]`` of ``C_SP`` (Eq. 12): each query's G nearest items outside C.
+
+    Items listed in ``candidate_indices`` ``[N, m]`` / ``query_indices`` ``[N, 1]`` and
+    gallery copies (within :attr:`Gallery.duplicate_tol`) of the query or of a chosen
+    candidate are skipped, so the query's own copy never enters ``C_SP``.
+
+    Raises
+    ------
+    ValueError
+        If some query has fewer than ``sp_size`` eligible gallery items.
+    """
+    excluded = [t for t in (candidate_indices, query_indices) if t is not None]
+    ex_idx = torch.cat(excluded, dim=1) if excluded else None
+    ex_emb = torch.cat([query_embeddings.unsqueeze(1), candidate_embeddings], dim=1)
+    _, idx = gallery.topk(
+        query_embeddings, sp_size, exclude_indices=ex_idx, exclude_embeddings=ex_emb
+    )
+    if sp_size and bool((idx < 0).any()):
+        raise ValueError(
+            f"the gallery has fewer than sp_size={sp_size} items outside the chosen "
+            f"candidates and the query's copies; lower sp_size"
+        )
+    return idx
 
 
 class QueryAttack(RankingAttack):
@@ -106,24 +139,18 @@ class QueryAttack(RankingAttack):
         candidate_indices: Tensor | None = None,
         query_indices: Tensor | None = None,
     ) -> Tensor:
-        """Indices ``[N, G]`` of ``C_SP``: each query's G nearest gallery items outside C.
+        """Indices ``[N, G]`` of ``C_SP`` for this attack's gallery and ``sp_size``.
 
-        Items listed in ``candidate_indices`` / ``query_indices`` and gallery copies
-        (within :attr:`Gallery.duplicate_tol`) of the query or of a chosen candidate are
-        skipped.
+        See :func:`semantic_set`.
         """
-        excluded = [t for t in (candidate_indices, query_indices) if t is not None]
-        ex_idx = torch.cat(excluded, dim=1) if excluded else None
-        ex_emb = torch.cat([query_embeddings.unsqueeze(1), candidate_embeddings], dim=1)
-        _, idx = self.gallery.topk(
-            query_embeddings, self.sp_size, exclude_indices=ex_idx, exclude_embeddings=ex_emb
+        return semantic_set(
+            self.gallery,
+            query_embeddings,
+            candidate_embeddings,
+            self.sp_size,
+            candidate_indices,
+            query_indices,
         )
-        if self.sp_size and bool((idx < 0).any()):
-            raise ValueError(
-                f"the gallery has fewer than sp_size={self.sp_size} items outside the chosen "
-                f"candidates and the query's copies; lower sp_size"
-            )
-        return idx
 
     def objective(
         self,
