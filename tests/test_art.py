@@ -462,3 +462,17 @@ def test_gallery_must_exist_for_ranking_objectives(digits: Digits) -> None:
         CandidateAttackART(est).generate(cand, qy)
     assert isinstance(est.build_gallery(digits.x), Gallery)
     assert est.loss_gradient(cand, qy).shape == cand.shape
+
+
+def test_loss_cache_never_matches_a_new_y(digits: Digits) -> None:
+    """A fresh y allocated where a freed one lived must get its own loss."""
+    est = digits.est
+    x = torch.from_numpy(digits.x[:3])
+    gallery = Gallery(torch.from_numpy(est.predict(digits.x)))
+    for seed in range(20):
+        y = torch.randn(3, 2, 16, generator=torch.Generator().manual_seed(seed))
+        got = est.loss_gradient(x, y)
+        xg = x.clone().requires_grad_(True)
+        CandidateObjective(gallery, y)(digits.model(xg)).sum().backward()
+        torch.testing.assert_close(got, xg.grad, rtol=1e-4, atol=1e-7)
+        del y

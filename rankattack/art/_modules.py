@@ -54,11 +54,11 @@ class EstimatorModel(nn.Module):
         return self._estimator._embed(x)
 
 
-def model_device(model: Any) -> torch.device:
-    """Device of a module's first parameter (or buffer); CPU for anything else."""
+def model_device(model: Any, default: torch.device | None = None) -> torch.device:
+    """Device of a module's first parameter (or buffer); ``default`` (else CPU) otherwise."""
     if isinstance(model, nn.Module):
         for p in model.parameters():
             return p.device
         for b in model.buffers():
             return b.device
-    return torch.device("cpu")
+    return default if default is not None else torch.device("cpu")

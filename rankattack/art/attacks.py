@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
 from torch import Tensor
 
 from rankattack._validation import check_int, check_real
 from rankattack.art._convert import ArrayLike, check_art_param
 from rankattack.art.base import RankingEvasionAttack
 from rankattack.art.estimator import RankingEstimator
+from rankattack.art.losses import is_integer
 from rankattack.attacks.candidateattack import CandidateAttack
 from rankattack.attacks.maxshiftattack import MaxShiftAttack
 from rankattack.attacks.queryattack import QueryAttack
@@ -200,10 +200,7 @@ class QueryAttackART(RankingEvasionAttack):
         )
         xt = self._inputs(x)
         n = xt.shape[0]
-        integer = y is not None and (
-            (isinstance(y, Tensor) and not y.is_floating_point())
-            or (isinstance(y, np.ndarray) and np.issubdtype(y.dtype, np.integer))
-        )
+        integer = y is not None and is_integer(y)
         y_t = self._per_sample(y, "y", n, floating=not integer)
         if y_t is not None:
             y_t = y_t.long() if integer else y_t

@@ -267,7 +267,10 @@ class RankingEstimator(PyTorchEstimator):
                 "probabilities, RankingEstimator outputs embeddings"
             )
         # (re)bind what depends on the parameters: set_params may have replaced them
-        self._device = model_device(self._model)
+        # a plain function or a parameterless module: keep the device ART chose from
+        # device_type instead of falling back to the CPU
+        chosen: torch.device | None = getattr(self, "_device", None)
+        self._device = model_device(self._model, default=chosen)
         self._cache.clear()
         self._wrapped = EstimatorModel(self)
         model = self._model

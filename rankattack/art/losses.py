@@ -107,8 +107,9 @@ def build_loss(
 class LossCache:
     """The losses built for recent ``y``, reused while ART passes the same ``y`` each step.
 
-    Tensors are matched by storage, shape, strides and version (no host sync); numpy
-    arrays by content. Entries are dropped oldest first to keep the total
+    Tensors are matched by identity and version (no host sync): an entry keeps its
+    tensor alive, so a new ``y`` allocated at a freed address can never match it. Numpy
+    arrays are matched by content. Entries are dropped oldest first to keep the total
     ``N * w * |X|`` within ``budget`` (at least one entry is kept).
     """
 
@@ -122,13 +123,13 @@ class LossCache:
         return len(self._entries)
 
     @staticmethod
-    def _key(y: Tensor) -> tuple[Any, ...]:
-        return (y.data_ptr(), tuple(y.shape), y.stride(), y.dtype, y.device, y._version)
+    def _key(y: Tensor) -> tuple[Tensor, int]:
+        return (y, y._version)
 
     def _find(self, y: Any) -> LossFn | None:
         for key, _, fn in self._entries:
             if isinstance(y, Tensor):
-                if isinstance(key, tuple) and key == self._key(y):
+                if isinstance(key, tuple) and key[0] is y and key[1] == y._version:
                     return fn
             elif (
                 isinstance(key, np.ndarray)
