@@ -36,6 +36,12 @@ class EmbeddingModel(nn.Module):
     flatten : bool
         Flatten outputs of shape ``[N, ...]`` to ``[N, D]`` (e.g. ``[N, D, 1, 1]`` pooling).
 
+    Notes
+    -----
+    Attacks switch ``nn.Module`` models to eval mode for their run. A plain function
+    wrapping a module (``lambda x: net(x)[0]``) is opaque to them: put ``net`` in eval
+    mode yourself, or wrap ``net`` with ``output=0`` so the attack sees the module.
+
     Examples
     --------
     >>> import torch
@@ -67,6 +73,7 @@ class EmbeddingModel(nn.Module):
         if (mean is None) != (std is None):
             raise ValueError("mean and std must be given together (or neither)")
         self.model = model  # registered as a submodule when it is an nn.Module
+        self._stats: dict[tuple[Any, ...], tuple[Tensor, Tensor, Tensor, Tensor]] = {}
         self.output = output
         self.flatten = bool(flatten)
         if mean is not None and std is not None:
@@ -88,10 +95,17 @@ class EmbeddingModel(nn.Module):
     def _normalize(self, x: Tensor) -> Tensor:
         if self.mean is None or self.std is None:
             return x
-        shape = [1, -1] + [1] * (x.dim() - 2) if x.dim() > 2 else [1, -1]
-        mean = self.mean.to(device=x.device, dtype=x.dtype).view(shape)
-        std = self.std.to(device=x.device, dtype=x.dtype).view(shape)
-        return (x - mean) / std
+        key = (x.device, x.dtype, x.dim())
+        cached = self._stats.get(key)
+        if cached is None or cached[0] is not self.mean or cached[1] is not self.std:
+            # one copy per device/dtype, not one per forward (a host-to-device copy on every
+            # attack step when the wrapper itself was never moved)
+            shape = [1, -1] + [1] * (x.dim() - 2) if x.dim() > 2 else [1, -1]
+            mean = self.mean.to(device=x.device, dtype=x.dtype).view(shape)
+            std = self.std.to(device=x.device, dtype=x.dtype).view(shape)
+            cached = (self.mean, self.std, mean, std)
+            self._stats[key] = cached
+        return (x - cached[2]) / cached[3]
 
     def _select(self, out: Any) -> Any:
         sel = self.output
