@@ -52,7 +52,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", default=DEBIAN_FASHION_MNIST_DIR)
     p.add_argument("--out-root", default="/work/runs")
     p.add_argument(
-        "--variants", nargs="+", default=["vanilla", "defended"], choices=["vanilla", "defended"]
+        "--variants",
+        nargs="*",
+        default=["vanilla", "defended"],
+        choices=["vanilla", "defended"],
+        help="variants to train (none: only the --timing-batches measurement)",
     )
     p.add_argument("--model", default="c2f1", choices=["c2f1", "lenet", "resnet18"])
     p.add_argument("--embedding-dim", type=int, default=None)

@@ -32,7 +32,7 @@ def _reference(
         if any(rel):
             prec = [sum(rel[: r + 1]) / (r + 1) for r in range(len(rel)) if rel[r]]
             aps.append(sum(prec) / sum(rel))
-    return {k: hits[k] / n for k in ks}, float(np.mean(aps))
+    return {k: hits[k] / n for k in ks}, float(np.mean(aps)) if aps else float("nan")
 
 
 def test_small_example() -> None:

@@ -92,7 +92,7 @@ def test_models_work_with_the_attacks(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, embedding_dim=8)
     model.train()
-    x = torch.rand(3, 1, 16, 16)
+    x = torch.rand(3, 1, 8, 8)
     res = MaxShiftAttack(model, eps=0.1, alpha=0.05, steps=2).run(x)
     assert model.training  # mode restored
     assert bool((res.shift > 0).all())
