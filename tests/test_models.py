@@ -65,6 +65,18 @@ def test_resnet18_is_adapted_to_small_inputs() -> None:
     assert len(convs) == 1 + 16 + 3  # stem, 8 blocks x 2, 3 projection shortcuts
 
 
+def test_c2f1_input_size_sizes_the_fc_layer() -> None:
+    torch.manual_seed(0)
+    model = C2F1(embedding_dim=6, input_size=16).eval()
+    assert model.fc1.weight.shape == (6, 64 * 4 * 4)
+    x = torch.rand(2, 1, 16, 16)
+    h = F.max_pool2d(F.relu(model.conv2(F.max_pool2d(F.relu(model.conv1(x)), 2))), 2)
+    torch.testing.assert_close(model(x), model.fc1(h.flatten(1)), rtol=0, atol=0)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 6)  # other sizes are pooled to 4x4
+    with pytest.raises(ValueError, match="input_size"):
+        C2F1(input_size=2)
+
+
 def test_lenet_has_lower_capacity_than_c2f1() -> None:
     assert _n_params(LeNet()) < _n_params(C2F1())
 
