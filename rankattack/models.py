@@ -63,11 +63,15 @@ class C2F1(nn.Module):
         Output dimension D.
     in_channels : int, default 1
         Input channels C.
+    input_size : int, default 28
+        The input side the fully-connected layer is sized for: ``fc 64 (s/4)^2 -> D`` with
+        ``s = input_size`` (3136 for 28). Inputs of another size are pooled to that map.
 
     Shape
     -----
-    ``[N, C, H, W]`` -> ``[N, D]``; for ``H, W != 28`` the 64-channel map is resized to
-    7x7 before the fully-connected layer.
+    ``[N, C, H, W]`` -> ``[N, D]``; when the 64-channel map is not ``input_size // 4``
+    square it is resized to that size (adaptive average pooling) before the
+    fully-connected layer.
 
     Examples
     --------
@@ -77,24 +81,31 @@ class C2F1(nn.Module):
     torch.Size([2, 16])
     """
 
-    def __init__(self, embedding_dim: int = 1024, in_channels: int = 1) -> None:
+    def __init__(
+        self, embedding_dim: int = 1024, in_channels: int = 1, input_size: int = 28
+    ) -> None:
         super().__init__()
         self.embedding_dim = check_int(embedding_dim, "embedding_dim", low=1)
         self.in_channels = check_int(in_channels, "in_channels", low=1)
+        self.input_size = check_int(input_size, "input_size", low=4)
+        self._map = self.input_size // 4
         self.conv1 = nn.Conv2d(self.in_channels, 32, kernel_size=5, padding=2)
         self.conv2 = nn.Conv2d(32, 64, kernel_size=5, padding=2)
-        self.fc1 = nn.Linear(64 * 7 * 7, self.embedding_dim)
+        self.fc1 = nn.Linear(64 * self._map * self._map, self.embedding_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         _check_image_batch(x, self.in_channels, "C2F1")
         x = F.max_pool2d(F.relu(self.conv1(x)), kernel_size=2, stride=2)
         x = F.max_pool2d(F.relu(self.conv2(x)), kernel_size=2, stride=2)
-        x = _fit_map(x, 7)
+        x = _fit_map(x, self._map)
         out: Tensor = self.fc1(x.flatten(1))
         return out
 
     def extra_repr(self) -> str:
-        return f"embedding_dim={self.embedding_dim}, in_channels={self.in_channels}"
+        return (
+            f"embedding_dim={self.embedding_dim}, in_channels={self.in_channels}, "
+            f"input_size={self.input_size}"
+        )
 
 
 class LeNet(nn.Module):

@@ -700,17 +700,11 @@ def _run_epoch(
     start = time.perf_counter()
     total = torch.zeros((), device=device)
     for i, idx in enumerate(batches):
-        triplets = tuple(t.to(device) for t in batch_triplets(labels[idx], generator))
+        a, p, n = batch_triplets(labels[idx], generator)
+        triplets = (a.to(device), p.to(device), n.to(device))
         x = train_x[idx.to(train_x.device)].to(device, non_blocking=True)
         loss = train_step(
-            model,
-            loss_fn,
-            optimizer,
-            x,
-            triplets,  # type: ignore[arg-type]
-            config.defense,
-            adversary,
-            config.metric,
+            model, loss_fn, optimizer, x, triplets, config.defense, adversary, config.metric
         )
         total += loss
         if bar is not None:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from rankattack import MaxShiftAttack
 from rankattack.models import C2F1, MODEL_NAMES, LeNet, ResNet18, build_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread (and do not fight other jobs for cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _n_params(model: torch.nn.Module) -> int:
@@ -65,6 +76,18 @@ def test_resnet18_is_adapted_to_small_inputs() -> None:
     assert len(convs) == 1 + 16 + 3  # stem, 8 blocks x 2, 3 projection shortcuts
 
 
+def test_c2f1_input_size_sizes_the_fc_layer() -> None:
+    torch.manual_seed(0)
+    model = C2F1(embedding_dim=6, input_size=16).eval()
+    assert model.fc1.weight.shape == (6, 64 * 4 * 4)
+    x = torch.rand(2, 1, 16, 16)
+    h = F.max_pool2d(F.relu(model.conv2(F.max_pool2d(F.relu(model.conv1(x)), 2))), 2)
+    torch.testing.assert_close(model(x), model.fc1(h.flatten(1)), rtol=0, atol=0)
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 6)  # other sizes are pooled to 4x4
+    with pytest.raises(ValueError, match="input_size"):
+        C2F1(input_size=2)
+
+
 def test_lenet_has_lower_capacity_than_c2f1() -> None:
     assert _n_params(LeNet()) < _n_params(C2F1())
 
@@ -92,7 +115,7 @@ def test_models_work_with_the_attacks(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, embedding_dim=8)
     model.train()
-    x = torch.rand(3, 1, 16, 16)
+    x = torch.rand(3, 1, 8, 8)
     res = MaxShiftAttack(model, eps=0.1, alpha=0.05, steps=2).run(x)
     assert model.training  # mode restored
     assert bool((res.shift > 0).all())
