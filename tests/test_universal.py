@@ -284,3 +284,21 @@ def test_repr_lists_every_parameter() -> None:
     for part in ("target='query'", "direction='lower'", "eps=0.1", "alpha=0.02", "steps=7",
                  "batch_size=3", "xi=0.5", "sp_size=2", "Gallery(size=20"):  # fmt: skip
         assert part in text, (part, text)
+
+
+def test_candidate_images_and_indices_agree() -> None:
+    """I-QA with candidate images embeds them itself; same result as gallery indices."""
+    torch.manual_seed(6)
+    model = linear_model(5, torch.float64)
+    x = torch.rand(40, 1, 4, 4, dtype=torch.float64)
+    gallery = Gallery.from_inputs(model, x)
+    idx = torch.randint(0, 40, (15, 2))
+    atk = UniversalRankAttack(model, gallery, "query", "lower", eps=0.2, steps=6)
+    r_idx = atk.fit(x[:15], candidate_indices=idx, progress=False)
+    res_idx = atk.evaluate(x[:15], candidate_indices=idx, top_fraction=1.0)
+    r_img = atk.fit(x[:15], candidates=x[idx], progress=False)
+    res_img = atk.evaluate(x[:15], candidates=x[idx], top_fraction=1.0)
+    assert torch.equal(r_idx, r_img)
+    assert torch.allclose(res_idx.rank_before, res_img.rank_before)
+    assert torch.allclose(res_idx.rank_after, res_img.rank_after)
+    assert float(res_img.rank_after.mean()) > float(res_img.rank_before.mean())
