@@ -17,7 +17,7 @@ Ranks are normalized ranks in percent (0 = top of the list).
 
 Example::
 
-    python examples/universal_and_transfer.py --checkpoints /work/runs \\
+    python benchmarks/reproduce_universal_transfer.py --checkpoints /work/runs \\
         --paper-tables /work/shared/paper/fashion-mnist-tables.json \\
         --n-transfer 200 --n-universal 500 --trials 3
 """
