@@ -92,23 +92,16 @@ def recall_at_1(gallery: Gallery) -> float:
     """R@1 in percent: how often an item's nearest other item has its label.
 
     Each item queries the rest of the gallery (its own index excluded), the usual
-    leave-one-out retrieval protocol of the paper's R@1.
+    leave-one-out retrieval protocol of the paper's R@1; see
+    :func:`rankattack.metrics.recall_at_k`.
     """
+    from rankattack.metrics import recall_at_k
+
     if not isinstance(gallery, Gallery):
         raise TypeError(f"gallery must be a rankattack.Gallery, got {type(gallery).__name__}")
     if gallery.labels is None:
         raise ValueError("gallery must have labels to compute R@1")
-    if len(gallery) < 2:
-        raise ValueError(f"R@1 needs a gallery of at least 2 items, got {len(gallery)}")
-    n = len(gallery)
-    device = gallery.embeddings.device
-    hits = torch.zeros((), dtype=torch.long, device=device)
-    rows = max(1, min(n, 4096))
-    for s in range(0, n, rows):
-        idx = torch.arange(s, min(n, s + rows), device=device)
-        _, nn = gallery.topk(gallery.embeddings[idx], 1, exclude_indices=idx.unsqueeze(1))
-        hits += (gallery.labels[nn[:, 0]] == gallery.labels[idx]).sum()
-    return 100.0 * float(hits) / n
+    return 100.0 * float(recall_at_k(gallery, ks=(1,))[1])
 
 
 # --------------------------------------------------------------------------------------
@@ -879,8 +872,8 @@ class RankingExample:
         ``[k, *S]`` the corresponding images (for CA the adversarial candidate appears
         in ``after_images``).
     target_rank_before, target_rank_after : int
-        Position of the chosen candidate in the query's list (0 = top; items strictly
-        closer), before and after.
+        Position of the chosen candidate in the query's list (0 = top: the number of
+        listed items strictly closer, the query's own copy not listed), before and after.
     labels_before, labels_after : Tensor or None
         ``[k]`` labels of the listed items.
     """
@@ -957,8 +950,8 @@ def ranking_example(
         adv_img = adv[0]
     own = torch.zeros_like(d_before, dtype=torch.bool)
     own[q_idx] = True  # the query's own copy is not part of its displayed list
-    rank_b = int((d_before < d_before[c_idx]).sum())
-    rank_a = int((d_after < d_after[c_idx]).sum())
+    rank_b = int(((d_before < d_before[c_idx]) & ~own).sum())
+    rank_a = int(((d_after < d_after[c_idx]) & ~own).sum())
     before_idx = torch.topk(d_before.masked_fill(own, math.inf), k, largest=False).indices
     after_idx = torch.topk(d_after.masked_fill(own, math.inf), k, largest=False).indices
     after_imgs = inputs[after_idx].clone()
