@@ -1,0 +1,552 @@
+"""Universal ranking attack: one image-agnostic perturbation for every input (Eq. 14)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rankattack._validation import check_choice, check_int, check_real, check_tensor
+from rankattack.attacks.base import AttackResult, RankingAttack
+from rankattack.attacks.queryattack import QueryAttack
+from rankattack.gallery import Gallery, check_embedding_output
+from rankattack.objectives import DIRECTIONS, CandidateObjective, QueryObjective
+from rankattack.wrappers import eval_mode
+
+__all__ = ["SeenUnseenResult", "UniversalRankAttack", "UniversalResult", "evaluate_seen_unseen"]
+
+logger = logging.getLogger(__name__)
+
+#: What the universal perturbation is added to: the candidates (I-CA) or the queries (I-QA).
+TARGETS = ("candidate", "query")
+
+#: The paper reports the "lower" attacks only on targets starting in the top 1% (Sec. 5.2).
+LOWER_TOP_FRACTION = 0.01
+
+_FORMAT = "rankattack.universal/1"
+_TARGET_ARGS = ("queries", "query_embeddings", "candidate_indices", "candidates", "query_indices")
+
+
+@dataclass(frozen=True)
+class UniversalResult(AttackResult):
+    """Ranks before and after adding a universal perturbation (an :class:`AttackResult`).
+
+    Attributes
+    ----------
+    counted : Tensor
+        ``[N]`` bool: the inputs the means are taken over (for the "lower" attacks, those
+        whose chosen targets start in the top ``top_fraction`` of the ranking).
+    """
+
+    counted: Tensor | None = None
+
+    def _mean(self, ranks: Tensor) -> float:
+        if self.counted is None:
+            return float(ranks.mean())
+        return float(ranks[self.counted].mean()) if bool(self.counted.any()) else float("nan")
+
+    @property
+    def n_counted(self) -> int:
+        """Number of inputs the means are taken over."""
+        return int(self.rank_before.numel() if self.counted is None else self.counted.sum())
+
+    @property
+    def mean_before(self) -> float:
+        """Mean normalized rank of the counted inputs before the perturbation."""
+        return self._mean(self.rank_before)
+
+    @property
+    def mean_after(self) -> float:
+        """Mean normalized rank of the counted inputs after the perturbation."""
+        return self._mean(self.rank_after)
+
+
+@dataclass(frozen=True)
+class SeenUnseenResult:
+    """Outcome of :func:`evaluate_seen_unseen` (one cell pair of paper Tables 6, 13, 14)."""
+
+    perturbation: Tensor
+    seen: UniversalResult
+    unseen: UniversalResult
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """Raw embeddings of each input's fixed side: ``[N, k, D]`` and optional ``C_SP``."""
+
+    emb: Tensor
+    sp: Tensor | None
+
+
+class UniversalRankAttack(RankingAttack):
+    """Universal (image-agnostic) ranking attack (Zhou et al., ECCV 2020, Sec. 5.2, Eq. 14).
+
+    Learns ONE perturbation r of the input shape so that adding it to any input raises or
+    lowers the ranks of that input's chosen targets. With ``target="candidate"`` r is
+    added to candidates (I-CA+, Eq. 14, and I-CA-)::
+
+        r = argmin_{|r|_inf <= eps} sum_{c in C} L_CA(c + r, Q_c; X)
+
+    and with ``target="query"`` to queries (I-QA+, I-QA-, with the optional SP term of
+    Eq. 12). The per-input losses are the core objectives
+    (:class:`~rankattack.objectives.CandidateObjective`,
+    :class:`~rankattack.objectives.QueryObjective`) evaluated on ``clip(c + r, 0, 1)``
+    with a shared r; a shared query set Q is the special case of identical rows.
+
+    Each PGD step takes the sign of the gradient summed over *all* fitting inputs
+    (accumulated over mini-batches of ``batch_size``), steps by ``alpha`` and projects r
+    back to the L-inf ball.
+
+    Parameters
+    ----------
+    model : callable
+        Maps inputs ``[N, *S]`` in ``[0, 1]`` to embeddings ``[N, D]``.
+    gallery : Gallery
+        The candidate set X.
+    target : {"candidate", "query"}, default "candidate"
+        What r is added to: candidates (I-CA) or queries (I-QA).
+    direction : {"raise", "lower"}, default "raise"
+        Raise (I-CA+, I-QA+) or lower (I-CA-, I-QA-) the chosen targets' ranks.
+    eps : float, default 0.3
+        L-inf radius of r.
+    alpha : float, default 2/255
+        Step size (the reference uses 2/255 at eps = 0.3). ``None``: the per-sample
+        schedule of :func:`rankattack.pgd.default_alpha`.
+    steps : int, default 100
+        PGD steps over the whole fitting set. ``None``: :func:`rankattack.pgd.default_steps`.
+    batch_size : int, default 256
+        Inputs per forward/backward pass while fitting and evaluating.
+    xi : float, default 0.0
+        Semantics-Preserving weight for query targets (the paper sets 0 for the
+        universal QA, Table 6); must be 0 for candidate targets.
+    sp_size : int, default 5
+        G, the size of ``C_SP`` (used only when ``xi > 0``).
+
+    Shape
+    -----
+    - inputs: ``[N, *S]`` in ``[0, 1]`` (candidates or queries)
+    - candidate targets: queries ``[N, w, *S]`` or query_embeddings ``[N, w, D]``
+    - query targets: candidate_indices ``[N, m]`` or candidates ``[N, m, *S]``
+    - perturbation: ``[*S]``
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rankattack import Gallery
+    >>> from rankattack.attacks.universalrankattack import UniversalRankAttack
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8))
+    >>> x = torch.rand(80, 1, 4, 4)
+    >>> gallery = Gallery.from_inputs(model, x)
+    >>> atk = UniversalRankAttack(model, gallery, eps=0.2, steps=20)
+    >>> r = atk.fit(x[:40], x[40:].unsqueeze(1), progress=False)
+    >>> r.shape, bool(r.abs().max() <= 0.2)
+    (torch.Size([1, 4, 4]), True)
+    >>> res = atk.evaluate(x[:40], x[40:].unsqueeze(1))
+    >>> res.mean_after < res.mean_before
+    True
+    """
+
+    def __init__(
+        self,
+        model: Callable[[Tensor], Tensor],
+        gallery: Gallery,
+        target: str = "candidate",
+        direction: str = "raise",
+        eps: float = 0.3,
+        alpha: float | None = 2 / 255,
+        steps: int | None = 100,
+        batch_size: int = 256,
+        xi: float = 0.0,
+        sp_size: int = 5,
+    ) -> None:
+        super().__init__(model, eps=eps, alpha=alpha, steps=steps)
+        if not isinstance(gallery, Gallery):
+            raise TypeError(f"gallery must be a rankattack.Gallery, got {type(gallery).__name__}")
+        self.gallery = gallery
+        self.target = check_choice(target, "target", TARGETS)
+        self.direction = check_choice(direction, "direction", DIRECTIONS)
+        self.batch_size = check_int(batch_size, "batch_size", low=1)
+        self.xi = check_real(xi, "xi", low=0.0)
+        if self.target == "candidate" and self.xi > 0:
+            raise ValueError(
+                f"xi (the Semantics-Preserving weight) applies to target='query' only; "
+                f"got xi={xi} with target='candidate'"
+            )
+        self.sp_size = check_int(sp_size, "sp_size", low=0)
+        if self.sp_size >= len(gallery):
+            raise ValueError(
+                f"sp_size must be smaller than the gallery ({len(gallery)} items), got {sp_size}"
+            )
+        self._perturbation: Tensor | None = None
+
+    def _params(self) -> dict[str, Any]:
+        return {
+            "gallery": self.gallery,
+            "target": self.target,
+            "direction": self.direction,
+            **super()._params(),
+            "batch_size": self.batch_size,
+            "xi": self.xi,
+            "sp_size": self.sp_size,
+        }
+
+    # the perturbation ------------------------------------------------------------------
+    @property
+    def perturbation(self) -> Tensor | None:
+        """The fitted (or loaded) perturbation ``[*S]``, or ``None`` before :meth:`fit`."""
+        return self._perturbation
+
+    @perturbation.setter
+    def perturbation(self, value: Tensor) -> None:
+        check_tensor(value, "perturbation", min_ndim=1, floating=True)
+        bound = float(value.detach().abs().max()) if value.numel() else 0.0
+        if not bound <= self.eps * (1 + 1e-6) + 1e-7:
+            raise ValueError(
+                f"perturbation must lie in the L-inf ball of radius eps={self.eps}, got "
+                f"max |r| = {bound:.6g}"
+            )
+        self._perturbation = value.detach().clone()
+
+    def _fitted(self) -> Tensor:
+        if self._perturbation is None:
+            raise RuntimeError("no perturbation yet: call fit() or load() first")
+        return self._perturbation
+
+    def apply(self, x: Tensor) -> Tensor:
+        """Add the perturbation to inputs ``[N, *S]`` (or one input ``[*S]``), clamp to [0, 1]."""
+        r = self._fitted()
+        check_tensor(x, "x", floating=True)
+        if tuple(x.shape[-r.dim() :]) != tuple(r.shape) or x.dim() not in (r.dim(), r.dim() + 1):
+            raise ValueError(
+                f"x must be [N, {', '.join(map(str, r.shape))}] or one input of shape "
+                f"{tuple(r.shape)} to match the perturbation, got shape {tuple(x.shape)}"
+            )
+        return (x + r.to(device=x.device, dtype=x.dtype)).clamp(0.0, 1.0)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save the perturbation and the attack's parameters with :func:`torch.save`."""
+        r = self._fitted()
+        params = {k: v for k, v in self._params().items() if k != "gallery"}
+        torch.save({"format": _FORMAT, "perturbation": r.cpu(), "params": params}, path)
+
+    def load(self, path: str | os.PathLike[str]) -> Tensor:
+        """Load a perturbation saved by :meth:`save` into this attack and return it.
+
+        Raises ``ValueError`` if it was fitted for another target or direction, or leaves
+        this attack's eps-ball.
+        """
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
+            raise ValueError(f"{path} is not a universal perturbation saved by save()")
+        params = blob["params"]
+        for key in ("target", "direction"):
+            if params.get(key) != getattr(self, key):
+                raise ValueError(
+                    f"{path} holds a perturbation fitted with {key}={params.get(key)!r}, "
+                    f"but this attack has {key}={getattr(self, key)!r}"
+                )
+        self.perturbation = blob["perturbation"].to(self.gallery.embeddings.device)
+        logger.debug("loaded universal perturbation from %s (params %s)", path, params)
+        return self._fitted()
+
+    # fixed side of the objective ---------------------------------------------------------
+    def _embed_batches(self, x: Tensor, name: str) -> Tensor:
+        """Clean embeddings of ``x`` computed ``batch_size`` inputs at a time."""
+        chunks = [
+            self.embed(x[s : s + self.batch_size], name, self.gallery.dim)
+            for s in range(0, x.shape[0], self.batch_size)
+        ]
+        return torch.cat(chunks)
+
+    def _targets(
+        self,
+        inputs: Tensor,
+        queries: Tensor | None,
+        query_embeddings: Tensor | None,
+        candidate_indices: Tensor | None,
+        candidates: Tensor | None,
+        query_indices: Tensor | None,
+    ) -> _Targets:
+        """Validate the arguments; embed each input's fixed side (and ``C_SP``)."""
+        self.check_inputs(inputs, "inputs")
+        n = inputs.shape[0]
+        if self.target == "candidate":
+            wrong = [a for a, v in [("candidate_indices", candidate_indices),
+                                    ("candidates", candidates),
+                                    ("query_indices", query_indices)] if v is not None]  # fmt: skip
+            if wrong:
+                raise ValueError(f"{', '.join(wrong)} apply to target='query' only")
+            if (queries is None) == (query_embeddings is None):
+                raise ValueError("give exactly one of queries or query_embeddings")
+            if queries is not None:
+                emb = self._embed_sets(queries, "queries", inputs)
+            else:
+                emb = self.gallery.check_embeddings(query_embeddings, "query_embeddings", 3)
+                if emb.shape[0] != n:
+                    raise ValueError(
+                        f"query_embeddings must be [N, w, D] with N = {n} (one row per "
+                        f"input), got shape {tuple(emb.shape)}"
+                    )
+            self._check_set_size(emb.shape[1], "queries w")
+            return _Targets(emb, None)
+        if queries is not None or query_embeddings is not None:
+            raise ValueError("queries / query_embeddings apply to target='candidate' only")
+        if (candidate_indices is None) == (candidates is None):
+            raise ValueError("give exactly one of candidate_indices or candidates")
+        if candidate_indices is not None:
+            candidate_indices = self.gallery.check_indices(candidate_indices, "candidate_indices")
+            if candidate_indices.shape[0] != n:
+                raise ValueError(
+                    f"candidate_indices must be [N, m] with N = {n} (one row per input), "
+                    f"got shape {tuple(candidate_indices.shape)}"
+                )
+            emb = self.gallery.embeddings[candidate_indices]
+        else:
+            assert candidates is not None
+            emb = self._embed_sets(candidates, "candidates", inputs)
+        self._check_set_size(emb.shape[1], "candidates m")
+        if query_indices is not None:
+            query_indices = self.gallery.check_indices(query_indices, "query_indices", ndim=1)
+            if query_indices.shape[0] != n:
+                raise ValueError(
+                    f"query_indices must have one entry per input ({n}), got "
+                    f"{query_indices.shape[0]}"
+                )
+        sp = None
+        if self.xi > 0 and self.sp_size > 0:
+            helper = QueryAttack(
+                self.model, self.gallery, self.direction, self.eps, xi=self.xi,
+                sp_size=self.sp_size,
+            )  # fmt: skip
+            q_emb = self._embed_batches(inputs, "inputs")
+            qi = None if query_indices is None else query_indices.unsqueeze(1)
+            sp = self.gallery.embeddings[helper.semantic_set(q_emb, emb, candidate_indices, qi)]
+        return _Targets(emb, sp)
+
+    def _embed_sets(self, sets: Tensor, name: str, inputs: Tensor) -> Tensor:
+        self.check_inputs(sets, name, min_ndim=3)
+        n = inputs.shape[0]
+        if sets.shape[0] != n or sets.shape[2:] != inputs.shape[1:]:
+            raise ValueError(
+                f"{name} must be [N, k, *S] = [{n}, k, {', '.join(map(str, inputs.shape[1:]))}]"
+                f" to match inputs, got shape {tuple(sets.shape)}"
+            )
+        k = sets.shape[1]
+        return self._embed_batches(sets.flatten(0, 1), name).view(n, k, -1)
+
+    def _check_set_size(self, k: int, what: str) -> None:
+        if not 1 <= k <= len(self.gallery):
+            raise ValueError(
+                f"the number of {what} must be in [1, |X| = {len(self.gallery)}], got {k}"
+            )
+
+    def _objective(self, targets: _Targets, s: int, e: int) -> CandidateObjective | QueryObjective:
+        """The core objective of inputs ``s:e`` (Eq. 4/7 for candidates, 9/11/12 for queries)."""
+        if self.target == "candidate":
+            return CandidateObjective(self.gallery, targets.emb[s:e], self.direction)
+        sp = None if targets.sp is None else targets.sp[s:e]
+        return QueryObjective(self.gallery, targets.emb[s:e], self.direction, self.xi, sp)
+
+    def _blocks(self, n: int) -> list[tuple[int, int]]:
+        return [(s, min(s + self.batch_size, n)) for s in range(0, n, self.batch_size)]
+
+    # fitting and evaluation ----------------------------------------------------------------
+    def fit(
+        self,
+        inputs: Tensor,
+        queries: Tensor | None = None,
+        *,
+        query_embeddings: Tensor | None = None,
+        candidate_indices: Tensor | None = None,
+        candidates: Tensor | None = None,
+        query_indices: Tensor | None = None,
+        init: Tensor | None = None,
+        progress: bool = True,
+    ) -> Tensor:
+        """Learn the universal perturbation ``[*S]`` from ``inputs`` and their targets.
+
+        Parameters
+        ----------
+        inputs : Tensor
+            ``[N, *S]`` candidates (``target="candidate"``) or queries in ``[0, 1]``.
+        queries, query_embeddings : Tensor, optional
+            Candidate targets: each input's w queries, ``[N, w, *S]`` or ``[N, w, D]``.
+        candidate_indices, candidates : Tensor, optional
+            Query targets: each input's m chosen candidates, ``[N, m]`` gallery indices
+            or ``[N, m, *S]`` inputs.
+        query_indices : Tensor, optional
+            ``[N]`` gallery positions of the queries, kept out of ``C_SP`` (xi > 0).
+        init : Tensor, optional
+            ``[*S]`` starting perturbation (clipped to the ball); default zero.
+        progress : bool
+            Show a tqdm progress bar over the steps.
+
+        Returns
+        -------
+        Tensor
+            The perturbation ``[*S]`` (also kept as :attr:`perturbation`).
+        """
+        targets = self._targets(
+            inputs, queries, query_embeddings, candidate_indices, candidates, query_indices
+        )
+        x = inputs.detach()
+        r = torch.zeros_like(x[0])
+        if init is not None:
+            check_tensor(init, "init", floating=True)
+            if init.shape != r.shape:
+                raise ValueError(
+                    f"init must have the input shape {tuple(r.shape)}, got {tuple(init.shape)}"
+                )
+            r = init.detach().to(r).clamp(-self.eps, self.eps)
+        blocks = self._blocks(x.shape[0])
+        # CA objectives pre-sort the queries' gallery distances: keep them across steps
+        # when the whole fitting set fits the gallery's memory budget.
+        keep = targets.emb.shape[0] * targets.emb.shape[1] * len(self.gallery)
+        cached = None
+        if self.target == "query" or keep <= self.gallery.chunk_budget:
+            cached = [self._objective(targets, s, e) for s, e in blocks]
+        steps: Any = range(self.steps if self.eps > 0 else 0)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            steps = bar = tqdm(steps, desc=f"universal {self._name()}", unit="step")
+        with eval_mode(self.model, freeze=True):
+            for step in steps:
+                grad = torch.zeros_like(r)
+                total = r.new_zeros(())
+                for i, (s, e) in enumerate(blocks):
+                    objective = cached[i] if cached is not None else self._objective(targets, s, e)
+                    shared = r.detach().requires_grad_(True)
+                    emb = self.model((x[s:e] + shared).clamp(0.0, 1.0))
+                    if step == 0:
+                        check_embedding_output(emb, e - s, "model", self.gallery.dim)
+                    loss = objective(emb).sum()
+                    (g,) = torch.autograd.grad(loss, shared)
+                    grad += g
+                    total += loss.detach()
+                with torch.no_grad():
+                    r = (r - self.alpha * grad.sign()).clamp_(-self.eps, self.eps)
+                if bar is not None:
+                    bar.set_postfix(loss=float(total) / x.shape[0])
+        self._perturbation = r.detach()
+        return self._perturbation
+
+    def _name(self) -> str:
+        kind = "I-CA" if self.target == "candidate" else "I-QA"
+        return kind + ("+" if self.direction == "raise" else "-")
+
+    def evaluate(
+        self,
+        inputs: Tensor,
+        queries: Tensor | None = None,
+        *,
+        query_embeddings: Tensor | None = None,
+        candidate_indices: Tensor | None = None,
+        candidates: Tensor | None = None,
+        query_indices: Tensor | None = None,
+        top_fraction: float | None = None,
+    ) -> UniversalResult:
+        """Ranks of each input's targets before and after adding the perturbation.
+
+        Arguments as in :meth:`fit`. ``top_fraction`` selects the inputs the means are
+        taken over (``rank_before < top_fraction``); ``None`` is the paper's rule (Sec.
+        5.2): the top 1% for ``direction="lower"``, every input for "raise". A value
+        ``>= 1`` counts every input.
+        """
+        r = self._fitted()
+        if top_fraction is None:
+            top_fraction = LOWER_TOP_FRACTION if self.direction == "lower" else 1.0
+        top_fraction = check_real(top_fraction, "top_fraction", low=0.0, low_open=True)
+        targets = self._targets(
+            inputs, queries, query_embeddings, candidate_indices, candidates, query_indices
+        )
+        if r.shape != inputs.shape[1:]:
+            raise ValueError(
+                f"inputs must be [N, {', '.join(map(str, r.shape))}] to match the "
+                f"perturbation, got shape {tuple(inputs.shape)}"
+            )
+        adv = self.apply(inputs.detach())
+        clean = self._embed_batches(inputs, "inputs")
+        perturbed = self._embed_batches(adv, "inputs")
+        ranks: dict[str, list[Tensor]] = {"b": [], "a": [], "sb": [], "sa": []}
+        for s, e in self._blocks(inputs.shape[0]):
+            objective = self._objective(targets, s, e)
+            ranks["b"].append(objective.ranks(clean[s:e]))
+            ranks["a"].append(objective.ranks(perturbed[s:e]))
+            if isinstance(objective, QueryObjective):
+                sp_before = objective.sp_ranks(clean[s:e])
+                sp_after = objective.sp_ranks(perturbed[s:e])
+                if sp_before is not None and sp_after is not None:
+                    ranks["sb"].append(sp_before)
+                    ranks["sa"].append(sp_after)
+        before = torch.cat(ranks["b"])
+        counted = (
+            torch.ones_like(before, dtype=torch.bool)
+            if top_fraction >= 1
+            else before < top_fraction
+        )
+        return UniversalResult(
+            adversarial=adv,
+            rank_before=before,
+            rank_after=torch.cat(ranks["a"]),
+            sp_rank_before=torch.cat(ranks["sb"]) if ranks["sb"] else None,
+            sp_rank_after=torch.cat(ranks["sa"]) if ranks["sa"] else None,
+            counted=counted,
+        )
+
+
+def evaluate_seen_unseen(
+    attack: UniversalRankAttack,
+    seen: Mapping[str, Tensor],
+    unseen: Mapping[str, Tensor],
+    *,
+    fit: bool = True,
+    top_fraction: float | None = None,
+    progress: bool = False,
+) -> SeenUnseenResult:
+    """Fit a universal perturbation on "seen" inputs and rank "unseen" ones (Tables 6, 13, 14).
+
+    Parameters
+    ----------
+    attack : UniversalRankAttack
+    seen, unseen : mapping
+        Keyword arguments of :meth:`UniversalRankAttack.fit`: ``inputs`` and the targets
+        (``queries`` / ``query_embeddings`` for candidate targets, ``candidate_indices``
+        / ``candidates`` and optional ``query_indices`` for query targets). The two
+        sets should be disjoint, as in the paper (two non-overlapping 5% samples of X).
+    fit : bool
+        Fit on ``seen`` first; ``False`` evaluates the attack's current perturbation.
+    top_fraction : float, optional
+        See :meth:`UniversalRankAttack.evaluate` (default: the paper's top-1% rule for
+        the "lower" attacks).
+    progress : bool
+        Progress bar while fitting.
+    """
+    if not isinstance(attack, UniversalRankAttack):
+        raise TypeError(f"attack must be a UniversalRankAttack, got {type(attack).__name__}")
+    parts = {}
+    for name, part in (("seen", seen), ("unseen", unseen)):
+        if not isinstance(part, Mapping) or "inputs" not in part:
+            raise TypeError(f"{name} must be a mapping with an 'inputs' entry")
+        unknown = sorted(set(part) - {"inputs", *_TARGET_ARGS})
+        if unknown:
+            raise ValueError(
+                f"{name} has unknown keys {unknown}; expected 'inputs' and some of "
+                f"{list(_TARGET_ARGS)}"
+            )
+        parts[name] = dict(part)
+    if fit:
+        attack.fit(**parts["seen"], progress=progress)
+    return SeenUnseenResult(
+        perturbation=attack._fitted(),
+        seen=attack.evaluate(**parts["seen"], top_fraction=top_fraction),
+        unseen=attack.evaluate(**parts["unseen"], top_fraction=top_fraction),
+    )
