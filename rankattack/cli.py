@@ -190,8 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--alpha", type=float, default=None)
     p.add_argument(
-        "--fraction", type=float, default=0.05, help="share of X to fit on and to test on"
-    )
+        "--fraction", type=float, default=0.05,
+        help="share of X to fit on (seen), and a disjoint share to test on (unseen); default 0.05",
+    )  # fmt: skip
     p.set_defaults(func=_cmd_universal)
 
     p = sub.add_parser(
@@ -359,11 +360,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from rankattack.evaluation import evaluate
-    from rankattack.training import load_checkpoint
 
     device = _device(args.device)
-    model, config = load_checkpoint(args.checkpoint, map_location=device)
-    model = model.to(device).eval()
+    model, config = _load_model(args.checkpoint, device)
     data = _load_data(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -422,60 +421,125 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_universal(args: argparse.Namespace) -> int:
-    from rankattack.attacks.universalrankattack import UniversalRankAttack
-    from rankattack.gallery import Gallery
+def _load_model(path: str, device: torch.device) -> tuple[Any, Any]:
     from rankattack.training import load_checkpoint
 
+    model, config = load_checkpoint(path, map_location=device)
+    return model.to(device).eval(), config
+
+
+def _targets(gallery: Any, inputs: Any, attack: str, sample: Any, sl: slice) -> dict[str, Any]:
+    """Keyword arguments naming the inputs and targets of the anchors in ``sl``."""
+    device = gallery.embeddings.device
+    a, p = sample.anchors[sl].to(device), sample.partners[sl].to(device)
+    if attack.startswith("CA"):
+        return {"inputs": inputs[a], "query_embeddings": gallery.embeddings[p]}
+    return {"inputs": inputs[a], "candidate_indices": p, "query_indices": a}
+
+
+def _cmd_universal(args: argparse.Namespace) -> int:
+    from rankattack.attacks.universalrankattack import UniversalRankAttack, evaluate_seen_unseen
+    from rankattack.gallery import Gallery
+    from rankattack.sampling import cell_seed, sample_cell
+
     device = _device(args.device)
-    model, config = load_checkpoint(args.checkpoint, map_location=device)
-    model = model.to(device).eval()
+    model, config = _load_model(args.checkpoint, device)
     data = _load_data(args)
     inputs, labels = data.test_x.to(device), data.test_y.to(device)
     gallery = Gallery.from_inputs(model, inputs, labels, metric=getattr(config, "metric", "cosine"))
-    target = "candidate" if args.attack.startswith("CA") else "query"
-    direction = "raise" if args.attack.endswith("+") else "lower"
+    n = max(1, round(args.fraction * len(gallery)))
+    if 2 * n > len(gallery):
+        raise ValueError(
+            f"--fraction must be at most 0.5 (seen and unseen are disjoint), got {args.fraction}"
+        )
+    # seen and unseen inputs: 2n distinct anchors with w = m = 1 targets drawn by the
+    # protocol's rules (uniform for "+", the anchor's top-1% for "-", paper Sec. 5.2)
+    generator = torch.Generator().manual_seed(cell_seed(args.seed, f"I-{args.attack}", args.eps, 1))
+    sample = sample_cell(gallery, args.attack, 1, 2 * n, generator)
     kwargs: dict[str, Any] = {"eps": args.eps}
     if args.steps is not None:
         kwargs["steps"] = args.steps
     if args.alpha is not None:
         kwargs["alpha"] = args.alpha
-    atk = UniversalRankAttack(model, gallery, target=target, direction=direction, **kwargs)
-    report = atk.evaluate(inputs, fraction=args.fraction, seed=args.seed)
+    atk = UniversalRankAttack(
+        model, gallery, target="candidate" if args.attack.startswith("CA") else "query",
+        direction="raise" if args.attack.endswith("+") else "lower", **kwargs,
+    )  # fmt: skip
+    res = evaluate_seen_unseen(
+        atk,
+        _targets(gallery, inputs, args.attack, sample, slice(0, n)),
+        _targets(gallery, inputs, args.attack, sample, slice(n, 2 * n)),
+        progress=not args.no_progress,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    seen, unseen = report.seen, report.unseen
+    summary = {
+        "attack": f"I-{args.attack}", "eps": args.eps, "seed": args.seed, "n_seen": n,
+        "n_unseen": n, "checkpoint": str(args.checkpoint),
+        "seen": [100 * res.seen.mean_before, 100 * res.seen.mean_after],
+        "unseen": [100 * res.unseen.mean_before, 100 * res.unseen.mean_after],
+    }  # fmt: skip
     _say(
-        f"I-{args.attack} eps={args.eps:g}: seen {100 * seen.mean_before:.1f} -> "
-        f"{100 * seen.mean_after:.1f}, unseen {100 * unseen.mean_before:.1f} -> "
-        f"{100 * unseen.mean_after:.1f} (mean normalized rank, %)"
+        f"I-{args.attack} eps={args.eps:g} (mean normalized rank, %): seen "
+        f"{summary['seen'][0]:.1f} -> {summary['seen'][1]:.1f}, unseen "
+        f"{summary['unseen'][0]:.1f} -> {summary['unseen'][1]:.1f} ({n} inputs each)"
     )
     atk.save(out / "perturbation.pt")
-    _say(f"wrote {out / 'perturbation.pt'}")
+    (out / "universal.json").write_text(json.dumps(summary, indent=1) + "\n")
+    _say(f"wrote {out / 'perturbation.pt'}, {out / 'universal.json'}")
     return 0
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    from rankattack.training import load_checkpoint
-    from rankattack.transfer import transfer_matrix
+    from rankattack.gallery import Gallery
+    from rankattack.sampling import cell_seed, sample_cell
+    from rankattack.transfer import attack_factory, transfer_matrix
 
     device = _device(args.device)
     if len(args.checkpoint) < 2:
-        raise SystemExit("rankattack transfer: give at least two --checkpoint files")
-    models = []
-    for path in args.checkpoint:
-        m, _ = load_checkpoint(path, map_location=device)
-        models.append(m.to(device).eval())
+        raise ValueError("give at least two --checkpoint files")
     names = args.names.split(",") if args.names else [Path(p).parent.name for p in args.checkpoint]
+    if len(names) != len(args.checkpoint) or len(set(names)) != len(names):
+        raise ValueError(f"--names must give {len(args.checkpoint)} distinct names, got {names}")
+    loaded = [_load_model(p, device) for p in args.checkpoint]
+    models = {name: m for name, (m, _) in zip(names, loaded, strict=True)}
+    metrics = {
+        name: getattr(c, "metric", "cosine") for name, (_, c) in zip(names, loaded, strict=True)
+    }
     data = _load_data(args)
     inputs, labels = data.test_x.to(device), data.test_y.to(device)
+    galleries = {
+        name: Gallery.from_inputs(m, inputs, labels, metric=metrics[name])
+        for name, m in models.items()
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = transfer_matrix(
-        models, inputs, labels, names=names, attacks=args.attacks, eps=args.eps,
-        samples=args.samples, seed=args.seed,
-    )  # fmt: skip
-    _say(str(result))
+    summary: dict[str, Any] = {
+        "names": names,
+        "eps": args.eps,
+        "samples": args.samples,
+        "seed": args.seed,
+    }
+    for attack in args.attacks:
+        # w = m = 1 targets drawn by the protocol's rules on the first model's gallery
+        generator = torch.Generator().manual_seed(cell_seed(args.seed, f"T-{attack}", args.eps, 1))
+        sample = sample_cell(galleries[names[0]], attack, 1, args.samples, generator)
+        a = sample.anchors.to(device)
+        p = sample.partners.to(device)
+        kw: dict[str, Any] = (
+            {"queries": inputs[p]} if attack.startswith("CA")
+            else {"candidate_indices": p, "query_indices": a}
+        )  # fmt: skip
+        res = transfer_matrix(
+            models, attack_factory(attack, eps=args.eps), inputs[a], galleries=galleries,
+            progress=not args.no_progress, **kw,
+        )  # fmt: skip
+        _say(f"{attack}, eps={args.eps:g}, w = m = 1, T = {args.samples} (rows: from, columns: to)")
+        _say(res.table())
+        _say()
+        summary[attack] = res.cells()
+    (out / "transfer.json").write_text(json.dumps(summary, indent=1) + "\n")
+    _say(f"wrote {out / 'transfer.json'}")
     return 0
 
 

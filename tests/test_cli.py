@@ -106,3 +106,30 @@ def test_tiny_demo_then_evaluate_resume_and_plot(tmp_path, capsys) -> None:
     ]  # fmt: skip
     assert main(argv) == 0
     assert (plots / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+    # universal and transfer on the demo's checkpoints (thin wrappers)
+    data = ["--dataset", "digits", "--image-size", "8", "--train-size", "200", "--test-size", "100"]
+    uni = tmp_path / "uni"
+    argv = [
+        "universal", *data, "--checkpoint", str(out / "vanilla"), "--attack", "CA+",
+        "--eps", "0.2", "--steps", "5", "--alpha", "0.05", "--fraction", "0.1", "--out", str(uni),
+        "--no-progress", "--device", "cpu",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads((uni / "universal.json").read_text())
+    assert summary["n_seen"] == summary["n_unseen"] == 10
+    assert summary["seen"][1] < summary["seen"][0]  # I-CA+ raises the seen candidates
+    assert (uni / "perturbation.pt").exists()
+    tr = tmp_path / "transfer"
+    argv = [
+        "transfer", *data, "--checkpoint", str(out / "vanilla" / "checkpoint.pt"),
+        str(out / "defended" / "checkpoint.pt"), "--attacks", "CA+", "--eps", "0.1",
+        "--samples", "6", "--out", str(tr), "--no-progress", "--device", "cpu",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "From \\ To" in text and "vanilla" in text and "defended" in text
+    matrix = json.loads((tr / "transfer.json").read_text())["CA+"]
+    assert len(matrix) == 2 and all(len(row) == 2 for row in matrix)
+    before, after = (float(v) for v in matrix[0][0].split("->"))
+    assert after < before  # white-box CA+ on the vanilla model raises the candidates
