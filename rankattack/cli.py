@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "print the tables in the paper's layout and save the figures.",
     )
     _common(p, "rankattack-demo")
-    p.add_argument("--samples", type=int, default=None, help="T per cell (default: 200)")
+    p.add_argument("--samples", type=int, default=None, help="T per cell (default: 100)")
     p.add_argument("--epochs", type=int, default=None, help="vanilla training epochs")
     p.add_argument("--eps", default=None, help="comma-separated radii (default: 0,0.03,0.1,0.3)")
     p.add_argument(
@@ -559,8 +559,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         data = load_digits(image_size=8, seed=args.seed).subset(200, 100, seed=args.seed)
         epochs, def_epochs, samples, eps, def_steps = 2, 1, 10, [0.0, 0.1], 2
     else:
-        data = load_digits(image_size=28, seed=args.seed)
-        epochs, def_epochs, samples, eps, def_steps = 12, 4, 200, [0.0, 0.03, 0.1, 0.3], 5
+        data = load_digits(image_size=16, seed=args.seed)
+        epochs, def_epochs, samples, eps, def_steps = 10, 4, 100, [0.0, 0.03, 0.1, 0.3], 5
     epochs = args.epochs if args.epochs is not None else epochs
     samples = args.samples if args.samples is not None else samples
     eps = _floats(args.eps, "--eps") if args.eps else eps
