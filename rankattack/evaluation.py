@@ -285,12 +285,9 @@ def run_cell(
             before.append(res.rank_before)
             after.append(res.rank_after)
     else:
-        qa = QueryAttack(model, gallery, direction, eps=eps, alpha=alpha, steps=steps, xi=xi)
-        if sp_size != qa.sp_size:
-            qa = QueryAttack(
-                model, gallery, direction, eps=eps, alpha=alpha, steps=steps, xi=xi,
-                sp_size=sp_size,
-            )  # fmt: skip
+        qa = QueryAttack(
+            model, gallery, direction, eps=eps, alpha=alpha, steps=steps, xi=xi, sp_size=sp_size
+        )
         for s in range(0, samples, batch_size):
             a, p = anchors[s : s + batch_size], partners[s : s + batch_size]
             res = qa.run(inputs[a], candidate_indices=p, query_indices=a)
