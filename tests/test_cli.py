@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from rankattack.cli import build_parser, main
 from rankattack.evaluation import EvaluationResult, ResultsLog
@@ -133,3 +134,21 @@ def test_tiny_demo_then_evaluate_resume_and_plot(tmp_path, capsys) -> None:
     assert len(matrix) == 2 and all(len(row) == 2 for row in matrix)
     before, after = (float(v) for v in matrix[0][0].split("->"))
     assert after < before  # white-box CA+ on the vanilla model raises the candidates
+
+
+def test_train_command_writes_checkpoint(tmp_path, capsys) -> None:
+    from rankattack.training import load_checkpoint
+
+    out = tmp_path / "run"
+    argv = [
+        "train", "--dataset", "digits", "--image-size", "8", "--train-size", "100",
+        "--test-size", "50", "--epochs", "1", "--batch-size", "50", "--embedding-dim", "16",
+        "--out", str(out), "--no-progress", "--device", "cpu",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "R@1 on the test set (50 items):" in text
+    model, config = load_checkpoint(out)
+    assert model(torch.rand(2, 1, 8, 8)).shape == (2, 16)
+    assert config.epochs == 1 and config.embedding_dim == 16 and config.defense is None
+    assert config.batch_size == 50 and config.metric == "cosine"
