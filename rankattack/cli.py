@@ -397,7 +397,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     meta = {
         "checkpoint": str(args.checkpoint),
         "dataset": data.name,
-        "command": " ".join(["rankattack", *sys.argv[1:]]) if sys.argv else "",
+        "command": " ".join(["rankattack", *args.argv]),
         "wall_seconds_this_run": wall,
         "cell_seconds_total": sum(c.seconds for c in result.cells),
     }
@@ -622,7 +622,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rankattack`` command (and ``python -m rankattack``)."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",

@@ -98,6 +98,8 @@ def test_tiny_demo_then_evaluate_resume_and_plot(tmp_path, capsys) -> None:
     assert summary["name"] == "v" and len(summary["cells"]) == 10
     assert EvaluationResult.load(ev / "results.json").get("QA-", 0.1, 2) is not None
     assert (ev / "results.csv").read_text().startswith("model,attack,eps,size")
+    run = json.loads((ev / "run.json").read_text())
+    assert run["command"].startswith("rankattack evaluate --dataset digits --image-size 8")
 
     # plot vanilla vs defended from the demo's logs
     plots = tmp_path / "plots"
