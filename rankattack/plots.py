@@ -1,0 +1,229 @@
+"""Figures of the protocol's results (paper Fig. 1 and Fig. 2), drawn with matplotlib.
+
+matplotlib is imported inside each function and figures are rendered with the Agg
+canvas directly (no pyplot, no global backend change), so the library works without a
+display and without matplotlib until a plot is asked for. The format follows the file
+name's suffix (``.png``, ``.svg``, ``.pdf``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from rankattack.evaluation import ATTACKS, EvaluationResult, RankingExample
+
+__all__ = ["plot_attack_curves", "plot_ranking_example", "plot_size_curves"]
+
+logger = logging.getLogger(__name__)
+
+_TITLES = {
+    "CA+": "CA+ (raise candidate)",
+    "CA-": "CA- (lower candidate)",
+    "QA+": "SP-QA+ (raise by query)",
+    "QA-": "SP-QA- (lower by query)",
+}
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    logger.info("saved %s", path)
+    return path
+
+
+def _check_results(results: Any) -> list[EvaluationResult]:
+    if isinstance(results, EvaluationResult):
+        results = [results]
+    if not isinstance(results, Sequence) or not results:
+        raise ValueError("results must be an EvaluationResult or a non-empty sequence of them")
+    for r in results:
+        if not isinstance(r, EvaluationResult):
+            raise TypeError(f"results must hold EvaluationResult objects, got {type(r).__name__}")
+    return list(results)
+
+
+def plot_attack_curves(
+    results: EvaluationResult | Sequence[EvaluationResult],
+    path: str | Path,
+    size: int = 1,
+    labels: Sequence[str] | None = None,
+) -> Path:
+    """Rank vs eps for each attack and model, plus the maximum embedding shift (Fig. 2).
+
+    One panel per attack (mean normalized rank in percent with its 95% interval as a
+    band, w = m = ``size``), one line per model (e.g. vanilla vs defended), and a last
+    panel with the mean maximum embedding shift ``d(f(x + r), f(x))`` per eps.
+
+    Parameters
+    ----------
+    results : EvaluationResult or sequence of them
+    path : str or Path
+        Output file (.png, .svg, ...).
+    size : int
+        The w / m to plot.
+    labels : sequence of str, optional
+        Legend entries; default: each result's name.
+    """
+    results = _check_results(results)
+    labels = [r.name for r in results] if labels is None else list(labels)
+    if len(labels) != len(results):
+        raise ValueError(f"labels must have {len(results)} entries, got {len(labels)}")
+    has_shift = any(r.shift(e) is not None for r in results for e in r.eps)
+    panels = len(ATTACKS) + (1 if has_shift else 0)
+    fig = _figure(3.2 * panels, 3.2)
+    axes = fig.subplots(1, panels, squeeze=False, gridspec_kw={"wspace": 0.35})[0]
+    for ax, attack in zip(axes, ATTACKS, strict=False):
+        for r, label in zip(results, labels, strict=True):
+            pts = [(e, c) for e in r.eps if (c := r.get(attack, e, size)) is not None]
+            if not pts:
+                continue
+            xs = [e for e, _ in pts]
+            ys = [c.mean for _, c in pts]
+            ci = [0.0 if math.isnan(c.ci) else c.ci for _, c in pts]
+            (line,) = ax.plot(xs, ys, marker="o", label=label)
+            ax.fill_between(
+                xs,
+                [y - h for y, h in zip(ys, ci, strict=True)],
+                [y + h for y, h in zip(ys, ci, strict=True)],
+                color=line.get_color(),
+                alpha=0.2,
+            )
+        name = "w" if attack.startswith("CA") else "m"
+        ax.set_title(f"{_TITLES[attack]}, {name}={size}", fontsize=9)
+        ax.set_xlabel("eps")
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("mean normalized rank (%)")
+    if has_shift:
+        ax = axes[-1]
+        for r, label in zip(results, labels, strict=True):
+            pts = [(e, c) for e in r.eps if (c := r.shift(e)) is not None]
+            if pts:
+                ax.plot([e for e, _ in pts], [c.mean for _, c in pts], marker="s", label=label)
+        ax.set_title("max embedding shift", fontsize=9)
+        ax.set_xlabel("eps")
+        ax.set_ylabel("d(f(x+r), f(x))")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_size_curves(result: EvaluationResult, path: str | Path) -> Path:
+    """Rank vs eps for each attack, one line per w / m (the columns of Tables 1-3)."""
+    (result,) = _check_results(result)
+    fig = _figure(3.2 * len(ATTACKS), 3.2)
+    axes = fig.subplots(1, len(ATTACKS), squeeze=False)[0]
+    for ax, attack in zip(axes, ATTACKS, strict=True):
+        name = "w" if attack.startswith("CA") else "m"
+        for s in result.sizes:
+            pts = [(e, c) for e in result.eps if (c := result.get(attack, e, s)) is not None]
+            if pts:
+                ax.plot(
+                    [e for e, _ in pts], [c.mean for _, c in pts], marker="o", label=f"{name}={s}"
+                )
+        ax.set_title(_TITLES[attack], fontsize=9)
+        ax.set_xlabel("eps")
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel(f"mean normalized rank (%), {result.name}")
+    return _save(fig, path)
+
+
+def _image(t: Tensor) -> Any:
+    """``[C, H, W]`` or ``[H, W]`` tensor in [0, 1] -> array for imshow."""
+    a = t.detach().float().cpu()
+    if a.dim() == 3 and a.shape[0] in (1, 3):
+        a = a[0] if a.shape[0] == 1 else a.permute(1, 2, 0)
+    elif a.dim() != 2:
+        raise ValueError(f"images must be [C, H, W] or [H, W], got shape {tuple(t.shape)}")
+    return a.clamp(0, 1).numpy()
+
+
+def _tile(ax: Any, img: Tensor, title: str, color: str | None = None) -> None:
+    arr = _image(img)
+    ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=7, color=color or "black")
+    for spine in ax.spines.values():
+        spine.set_visible(color is not None)
+        if color is not None:
+            spine.set_color(color)
+            spine.set_linewidth(3)
+
+
+def plot_ranking_example(
+    example: RankingExample, path: str | Path, title: str | None = None
+) -> Path:
+    """A ranking list before and after one attack (paper Fig. 1, appendix Fig. 15-26).
+
+    Row 1: the clean item, the perturbation (rescaled to be visible) and the perturbed
+    item. Row 2: the query and its top-k before the attack, then the chosen candidate at
+    its rank. Row 3: the same after the attack, with the perturbed image (CA) or the
+    chosen candidate (QA) outlined in red. Numbers are positions in the list (0 = top).
+    """
+    if not isinstance(example, RankingExample):
+        raise TypeError(f"example must be a RankingExample, got {type(example).__name__}")
+    k = example.before_images.shape[0]
+    cols = k + 2
+    fig = _figure(1.1 * cols, 4.2)
+    axes = fig.subplots(3, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    is_ca = example.attack.startswith("CA")
+    role = "c" if is_ca else "q"
+    delta = example.adversarial - example.clean
+    scale = float(delta.abs().max()) or 1.0
+    for ax, img, text in [
+        (axes[0, 0], example.clean, role),
+        (axes[0, 1], 0.5 + 0.5 * delta / scale, f"r (x{0.5 / scale:.1f})"),
+        (axes[0, 2], example.adversarial, f"{role}~ = {role} + r"),
+    ]:
+        ax.axis("on")
+        _tile(ax, img, text)
+    rows = [
+        (1, example.query, "q", example.before_indices, example.before_images,
+         example.target_rank_before, example.candidate, "before"),
+        (2, example.query if is_ca else example.adversarial, "q" if is_ca else "q~",
+         example.after_indices, example.after_images, example.target_rank_after,
+         example.adversarial if is_ca else example.candidate, "after"),
+    ]  # fmt: skip
+    for row, q_img, q_name, idx, imgs, rank, target_img, when in rows:
+        ax = axes[row, 0]
+        ax.axis("on")
+        _tile(ax, q_img, f"{q_name} ({when})")
+        for j in range(k):
+            ax = axes[row, j + 1]
+            ax.axis("on")
+            hit = int(idx[j]) == example.target
+            perturbed = hit and is_ca and row == 2
+            color = "red" if (hit and row == 2) else ("tab:blue" if hit else None)
+            _tile(ax, imgs[j], f"{j}" + (" c~" if perturbed else (" c" if hit else "")), color)
+        ax = axes[row, cols - 1]
+        ax.axis("on")
+        name = "c~" if (is_ca and row == 2) else "c"
+        _tile(ax, target_img, f"{name} at {rank}", "red" if row == 2 else "tab:blue")
+    fig.suptitle(
+        title
+        or f"{example.attack}, eps={example.eps:g}: rank of c "
+        f"{example.target_rank_before} -> {example.target_rank_after}",
+        fontsize=9,
+    )
+    return _save(fig, path)
