@@ -19,7 +19,11 @@ from rankattack.attacks import (
     MaxShiftAttack,
     QueryAttack,
     RankingAttack,
+    SeenUnseenResult,
     ShiftResult,
+    UniversalRankAttack,
+    UniversalResult,
+    evaluate_seen_unseen,
 )
 from rankattack.distances import CosineDistance, Distance, EuclideanDistance, get_distance
 from rankattack.gallery import Gallery
@@ -30,6 +34,7 @@ from rankattack.objectives import (
     RankingObjective,
 )
 from rankattack.pgd import LinfPGD
+from rankattack.transfer import TransferResult, attack_factory, transfer_matrix
 from rankattack.wrappers import EmbeddingModel, eval_mode
 
 __version__ = "0.1.0"
@@ -50,9 +55,16 @@ __all__ = [
     "QueryObjective",
     "RankingAttack",
     "RankingObjective",
+    "SeenUnseenResult",
     "ShiftResult",
+    "TransferResult",
+    "UniversalRankAttack",
+    "UniversalResult",
+    "attack_factory",
     "eval_mode",
+    "evaluate_seen_unseen",
     "get_distance",
+    "transfer_matrix",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -595,7 +595,11 @@ def train(
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         path = Path(out_dir) / CHECKPOINT_NAME
     signature = _data_signature(train_x, labels)
-    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    cuda_devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if device.type == "cuda"
+        else []
+    )
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(config.seed)
         model = build_model(config.model, config.embedding_dim, config.in_channels).to(device)

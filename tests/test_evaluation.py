@@ -53,11 +53,16 @@ def setup() -> tuple[torch.nn.Module, Gallery, torch.Tensor]:
 
 
 def _brute_ranks(gallery: Gallery, q: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """Normalized rank of c for q: fraction of gallery items strictly closer."""
+    """Normalized rank of c for q: fraction of gallery items strictly closer.
+
+    Pair by pair in float64; a gap below the gallery's rounding tolerance is a tie (so
+    a candidate's own gallery copy is never counted).
+    """
     d = gallery.distance
-    dq = d.pairwise(d.prepare(q), gallery.prepared)  # [T, N]
-    dc = d.paired(d.prepare(q), d.prepare(c))  # [T]
-    return (dq < dc.unsqueeze(1)).float().mean(1)
+    q64, c64, x64 = q.double(), c.double(), gallery.embeddings.double()
+    dq = d(q64.unsqueeze(1), x64.unsqueeze(0))  # [T, N]
+    dc = d(q64, c64)  # [T]
+    return (dq < dc.unsqueeze(1) - gallery.tie_tol).float().mean(1)
 
 
 # --------------------------------------------------------------------------------------

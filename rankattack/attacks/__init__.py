@@ -6,6 +6,12 @@ from rankattack.attacks.base import AttackResult, RankingAttack
 from rankattack.attacks.candidateattack import CandidateAttack
 from rankattack.attacks.maxshiftattack import MaxShiftAttack, ShiftResult
 from rankattack.attacks.queryattack import QueryAttack
+from rankattack.attacks.universalrankattack import (
+    SeenUnseenResult,
+    UniversalRankAttack,
+    UniversalResult,
+    evaluate_seen_unseen,
+)
 
 __all__ = [
     "AttackResult",
@@ -13,5 +19,9 @@ __all__ = [
     "MaxShiftAttack",
     "QueryAttack",
     "RankingAttack",
+    "SeenUnseenResult",
     "ShiftResult",
+    "UniversalRankAttack",
+    "UniversalResult",
+    "evaluate_seen_unseen",
 ]

@@ -418,7 +418,7 @@ class UniversalRankAttack(RankingAttack):
             from tqdm.auto import tqdm
 
             steps = bar = tqdm(steps, desc=f"universal {self._name()}", unit="step")
-        with eval_mode(self.model, freeze=True):
+        with eval_mode(self.model, freeze=True), torch.enable_grad():
             for step in steps:
                 grad = torch.zeros_like(r)
                 total = r.new_zeros(())
@@ -434,7 +434,8 @@ class UniversalRankAttack(RankingAttack):
                     total += loss.detach()
                 with torch.no_grad():
                     r = (r - self.alpha * grad.sign()).clamp_(-self.eps, self.eps)
-                if bar is not None:
+                if bar is not None and (step % 10 == 0 or step == self.steps - 1):
+                    # a host sync: only every 10 steps
                     bar.set_postfix(loss=float(total) / x.shape[0])
         self._perturbation = r.detach()
         return self._perturbation
