@@ -17,8 +17,8 @@ Ranks are normalized ranks in percent (0 = top of the list).
 
 Example::
 
-    python benchmarks/reproduce_universal_transfer.py --checkpoints /work/runs \\
-        --paper-tables /work/shared/paper/fashion-mnist-tables.json \\
+    python benchmarks/reproduce_universal_transfer.py --checkpoints runs \\
+        --paper-tables rankattack/data/paper_tables.json \\
         --n-transfer 200 --n-universal 500 --trials 3
 """
 

@@ -19,7 +19,7 @@ Both variants, the defaults of the benchmark (vanilla 8 epochs, defended 2 epoch
 One variant, e.g. in its own background process::
 
     nohup python benchmarks/train_fashion_mnist.py --variants defended \\
-        > /work/runs/defended.log 2>&1 &
+        > runs/defended.log 2>&1 &
 
 A quick smoke run on 2000 images::
 
@@ -50,7 +50,7 @@ PAPER_R1 = {"vanilla": 88.8, "defended": 79.6}
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-root", default=DEBIAN_FASHION_MNIST_DIR)
-    p.add_argument("--out-root", default="/work/runs")
+    p.add_argument("--out-root", default="runs")
     p.add_argument(
         "--variants",
         nargs="*",
