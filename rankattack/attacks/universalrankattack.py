@@ -13,7 +13,7 @@ from torch import Tensor
 
 from rankattack._validation import check_choice, check_int, check_real, check_tensor
 from rankattack.attacks.base import AttackResult, RankingAttack
-from rankattack.attacks.queryattack import QueryAttack
+from rankattack.attacks.queryattack import semantic_set
 from rankattack.gallery import Gallery, check_embedding_output
 from rankattack.objectives import DIRECTIONS, CandidateObjective, QueryObjective
 from rankattack.wrappers import eval_mode
@@ -173,6 +173,7 @@ class UniversalRankAttack(RankingAttack):
         self.target = check_choice(target, "target", TARGETS)
         self.direction = check_choice(direction, "direction", DIRECTIONS)
         self.batch_size = check_int(batch_size, "batch_size", low=1)
+        self.embed_batch_size = self.batch_size  # RankingAttack.embed batches by this
         self.xi = check_real(xi, "xi", low=0.0)
         if self.target == "candidate" and self.xi > 0:
             raise ValueError(
@@ -257,14 +258,6 @@ class UniversalRankAttack(RankingAttack):
         return self._fitted()
 
     # fixed side of the objective ---------------------------------------------------------
-    def _embed_batches(self, x: Tensor, name: str) -> Tensor:
-        """Clean embeddings of ``x`` computed ``batch_size`` inputs at a time."""
-        chunks = [
-            self.embed(x[s : s + self.batch_size], name, self.gallery.dim)
-            for s in range(0, x.shape[0], self.batch_size)
-        ]
-        return torch.cat(chunks)
-
     def _targets(
         self,
         inputs: Tensor,
@@ -321,13 +314,10 @@ class UniversalRankAttack(RankingAttack):
                 )
         sp = None
         if self.xi > 0 and self.sp_size > 0:
-            helper = QueryAttack(
-                self.model, self.gallery, self.direction, self.eps, xi=self.xi,
-                sp_size=self.sp_size,
-            )  # fmt: skip
-            q_emb = self._embed_batches(inputs, "inputs")
+            q_emb = self.embed(inputs, "inputs", self.gallery.dim)
             qi = None if query_indices is None else query_indices.unsqueeze(1)
-            sp = self.gallery.embeddings[helper.semantic_set(q_emb, emb, candidate_indices, qi)]
+            sp_idx = semantic_set(self.gallery, q_emb, emb, self.sp_size, candidate_indices, qi)
+            sp = self.gallery.embeddings[sp_idx]
         return _Targets(emb, sp)
 
     def _embed_sets(self, sets: Tensor, name: str, inputs: Tensor) -> Tensor:
@@ -339,7 +329,7 @@ class UniversalRankAttack(RankingAttack):
                 f" to match inputs, got shape {tuple(sets.shape)}"
             )
         k = sets.shape[1]
-        return self._embed_batches(sets.flatten(0, 1), name).view(n, k, -1)
+        return self.embed(sets.flatten(0, 1), name, self.gallery.dim).view(n, k, -1)
 
     def _check_set_size(self, k: int, what: str) -> None:
         if not 1 <= k <= len(self.gallery):
@@ -475,8 +465,8 @@ class UniversalRankAttack(RankingAttack):
                 f"perturbation, got shape {tuple(inputs.shape)}"
             )
         adv = self.apply(inputs.detach())
-        clean = self._embed_batches(inputs, "inputs")
-        perturbed = self._embed_batches(adv, "inputs")
+        clean = self.embed(inputs, "inputs", self.gallery.dim)
+        perturbed = self.embed(adv, "inputs", self.gallery.dim)
         ranks: dict[str, list[Tensor]] = {"b": [], "a": [], "sb": [], "sa": []}
         for s, e in self._blocks(inputs.shape[0]):
             objective = self._objective(targets, s, e)
