@@ -102,33 +102,51 @@ def top_percent_neighbours(gallery, idx, count, gen):
 
 
 def test_four_attacks_succeed_on_a_trained_model(trained_digits):
+    """Each attack moves ranks the way its objective asks, with a wide margin.
+
+    The bounds sit far from what the attacks reach: over digits models trained with
+    seeds 0-5 (a stronger perturbation of the model than another machine's rounding),
+    eps = 0.3 gives CA+ 0.51-0.57 -> 0.03-0.05, CA- 0.011-0.013 -> 0.65-0.69, QA+
+    0.50-0.57 -> 0.07-0.10, QA- 0.005 -> 0.056-0.080 with its SP ranks at most 0.025,
+    and eps = 0.1 lands between no attack and eps = 0.3 in every case.
+    """
     model, gallery, x = trained_digits.model, trained_digits.gallery, trained_digits.test_x
     gen = torch.Generator().manual_seed(0)
-    n, eps = 40, 0.1
+    n = 40
     cand = torch.randperm(len(gallery), generator=gen)[:n]
     queries = torch.randint(0, len(gallery), (n, 1), generator=gen)
+    top = top_percent_neighbours(gallery, cand, 1, gen)  # CA-/QA-: targets from the top 1%
 
-    ca_raise = CandidateAttack(model, gallery, "raise", eps=eps).run(x[cand], x[queries])
-    assert ca_raise.rank_before.mean() > 0.3
-    assert ca_raise.rank_after.mean() < 0.5 * ca_raise.rank_before.mean()
+    def run_all(eps):
+        return {
+            "CA+": CandidateAttack(model, gallery, "raise", eps=eps).run(x[cand], x[queries]),
+            "CA-": CandidateAttack(model, gallery, "lower", eps=eps).run(x[cand], x[top]),
+            "QA+": QueryAttack(model, gallery, "raise", eps=eps).run(
+                x[cand], candidate_indices=queries, query_indices=cand
+            ),
+            "QA-": QueryAttack(model, gallery, "lower", eps=eps).run(
+                x[cand], candidate_indices=top, query_indices=cand
+            ),
+        }
 
-    top = top_percent_neighbours(gallery, cand, 1, gen)  # CA-: queries from the top 1%
-    ca_lower = CandidateAttack(model, gallery, "lower", eps=eps).run(x[cand], x[top])
-    assert ca_lower.rank_before.mean() < 0.02
-    assert ca_lower.rank_after.mean() > ca_lower.rank_before.mean() + 0.1
+    weak, strong = run_all(0.1), run_all(0.3)
+    before = {name: float(r.rank_before.mean()) for name, r in strong.items()}
+    after = {name: float(r.rank_after.mean()) for name, r in strong.items()}
+    midway = {name: float(r.rank_after.mean()) for name, r in weak.items()}
 
-    qa_raise = QueryAttack(model, gallery, "raise", eps=eps).run(
-        x[cand], candidate_indices=queries, query_indices=cand
-    )
-    assert qa_raise.rank_after.mean() < 0.7 * qa_raise.rank_before.mean()
-    assert qa_raise.sp_rank_before.mean() < 0.01
-
-    qa_lower = QueryAttack(model, gallery, "lower", eps=eps).run(
-        x[cand], candidate_indices=top, query_indices=cand
-    )
-    assert qa_lower.rank_after.mean() > qa_lower.rank_before.mean() + 0.01
+    assert before["CA+"] > 0.3 and before["QA+"] > 0.3  # uniform targets: mid-list
+    assert before["CA-"] < 0.03 and before["QA-"] < 0.03  # top-1% targets: near the top
+    assert after["CA+"] < 0.25 * before["CA+"]
+    assert after["QA+"] < 0.4 * before["QA+"]
+    assert after["CA-"] > before["CA-"] + 0.3
+    assert after["QA-"] > before["QA-"] + 0.02
+    for name in ("CA+", "QA+"):  # raising: a larger ball reaches higher
+        assert after[name] <= midway[name] <= before[name], name
+    for name in ("CA-", "QA-"):  # lowering: a larger ball pushes further down
+        assert after[name] >= midway[name] >= before[name], name
     # the SP term (xi = 100) keeps the query's other top results near the top
-    assert qa_lower.sp_rank_after.mean() < 0.05
+    assert strong["QA+"].sp_rank_before.mean() < 0.01
+    assert strong["QA-"].sp_rank_after.mean() < 0.06
 
 
 def test_qa_accepts_candidate_inputs_like_indices(trained_digits):
