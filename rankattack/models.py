@@ -6,6 +6,8 @@ classifier head, so it works with every attack and with :class:`rankattack.Galle
 * :class:`C2F1` -- the paper's main model (Sec. 4.1): two 5x5 convolutions with 2x2
   max-pooling and one fully-connected layer, i.e. the Madry MNIST network without its
   last (classification) layer.
+* :class:`C2F2` -- the 28x28 ranking network of the robustness benchmark (robrank,
+  T-PAMI 2024): C2F1's convolutions with a 1024-unit hidden layer and a 512-d embedding.
 * :class:`LeNet` -- a lower-capacity LeNet (Sec. 4.4, transferability).
 * :class:`ResNet18` -- ResNet-18 adapted to small inputs (3x3 stem, no max-pool).
 
@@ -27,7 +29,7 @@ from torch import Tensor, nn
 
 from rankattack._validation import check_int
 
-__all__ = ["C2F1", "MODEL_NAMES", "LeNet", "ResNet18", "build_model"]
+__all__ = ["C2F1", "C2F2", "MODEL_NAMES", "LeNet", "ResNet18", "build_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +95,15 @@ class C2F1(nn.Module):
         self.conv2 = nn.Conv2d(32, 64, kernel_size=5, padding=2)
         self.fc1 = nn.Linear(64 * self._map * self._map, self.embedding_dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        _check_image_batch(x, self.in_channels, "C2F1")
+    def features(self, x: Tensor) -> Tensor:
+        """The flattened 64-channel map after both conv / max-pool blocks, ``[N, 3136]``."""
+        _check_image_batch(x, self.in_channels, type(self).__name__)
         x = F.max_pool2d(F.relu(self.conv1(x)), kernel_size=2, stride=2)
         x = F.max_pool2d(F.relu(self.conv2(x)), kernel_size=2, stride=2)
-        x = _fit_map(x, self._map)
-        out: Tensor = self.fc1(x.flatten(1))
+        return _fit_map(x, self._map).flatten(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.fc1(self.features(x))
         return out
 
     def extra_repr(self) -> str:
@@ -106,6 +111,43 @@ class C2F1(nn.Module):
             f"embedding_dim={self.embedding_dim}, in_channels={self.in_channels}, "
             f"input_size={self.input_size}"
         )
+
+
+class C2F2(C2F1):
+    """The C2F2 ranking network of the robustness benchmark (robrank, T-PAMI 2024).
+
+    ``conv 1->32 5x5 -> ReLU -> max-pool 2x2 -> conv 32->64 5x5 -> ReLU -> max-pool 2x2
+    -> fc 3136->1024 -> ReLU -> fc 1024->D`` (no activation on the embedding): C2F1 with
+    one more fully-connected layer, the model behind the published Fashion-MNIST
+    Empirical Robustness Scores.
+
+    Parameters
+    ----------
+    embedding_dim : int, default 512
+        Output dimension D.
+    in_channels : int, default 1
+        Input channels C.
+    input_size : int, default 28
+        The input side the first fully-connected layer is sized for (as :class:`C2F1`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rankattack.models import C2F2
+    >>> C2F2()(torch.rand(2, 1, 28, 28)).shape
+    torch.Size([2, 512])
+    """
+
+    def __init__(
+        self, embedding_dim: int = 512, in_channels: int = 1, input_size: int = 28
+    ) -> None:
+        super().__init__(embedding_dim=1024, in_channels=in_channels, input_size=input_size)
+        self.embedding_dim = check_int(embedding_dim, "embedding_dim", low=1)
+        self.fc2 = nn.Linear(1024, self.embedding_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out: Tensor = self.fc2(F.relu(self.fc1(self.features(x))))
+        return out
 
 
 class LeNet(nn.Module):
@@ -230,6 +272,7 @@ class ResNet18(nn.Module):
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {
     "c2f1": C2F1,
+    "c2f2": C2F2,
     "lenet": LeNet,
     "resnet18": ResNet18,
 }
@@ -243,10 +286,10 @@ def build_model(name: str, embedding_dim: int | None = None, in_channels: int = 
 
     Parameters
     ----------
-    name : {"c2f1", "lenet", "resnet18"}
+    name : {"c2f1", "c2f2", "lenet", "resnet18"}
         Case-insensitive model name.
     embedding_dim : int, optional
-        Output dimension; default the model's own (1024, 128, 512).
+        Output dimension; default the model's own (1024, 512, 128, 512).
     in_channels : int, default 1
 
     Raises

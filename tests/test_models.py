@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from rankattack import MaxShiftAttack
-from rankattack.models import C2F1, MODEL_NAMES, LeNet, ResNet18, build_model
+from rankattack.models import C2F1, C2F2, MODEL_NAMES, LeNet, ResNet18, build_model
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -45,6 +45,26 @@ def test_c2f1_forward_matches_the_reference_computation_on_28x28() -> None:
     torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
 
 
+def test_c2f2_is_the_benchmark_architecture() -> None:
+    model = C2F2()
+    assert model.conv1.weight.shape == (32, 1, 5, 5)
+    assert model.conv2.weight.shape == (64, 32, 5, 5)
+    assert model.fc1.weight.shape == (1024, 3136)
+    assert model.fc2.weight.shape == (512, 1024)
+    # C2F1's 3,264,384 + fc 1024->512 (524,800)
+    assert _n_params(model) == 3_789_184
+
+
+def test_c2f2_forward_matches_the_reference_computation_on_28x28() -> None:
+    torch.manual_seed(0)
+    model = C2F2(embedding_dim=10).eval()
+    x = torch.rand(3, 1, 28, 28)
+    h = F.max_pool2d(F.relu(model.conv1(x)), 2)
+    h = F.max_pool2d(F.relu(model.conv2(h)), 2)
+    expected = model.fc2(F.relu(model.fc1(h.reshape(3, -1))))
+    torch.testing.assert_close(model(x), expected, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 @pytest.mark.parametrize("size", [8, 16, 28, 32])
 def test_models_accept_square_inputs_of_several_sizes(name: str, size: int) -> None:
@@ -58,7 +78,12 @@ def test_models_accept_square_inputs_of_several_sizes(name: str, size: int) -> N
 
 @pytest.mark.parametrize(
     ("name", "cls", "dim"),
-    [("c2f1", C2F1, 1024), ("lenet", LeNet, 128), ("resnet18", ResNet18, 512)],
+    [
+        ("c2f1", C2F1, 1024),
+        ("c2f2", C2F2, 512),
+        ("lenet", LeNet, 128),
+        ("resnet18", ResNet18, 512),
+    ],
 )
 def test_build_model_defaults_and_case(name: str, cls: type, dim: int) -> None:
     model = build_model(name.upper())
