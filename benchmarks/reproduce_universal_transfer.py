@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     gen = torch.Generator().manual_seed(args.seed)
     paper = json.loads(args.paper_tables.read_text()) if args.paper_tables else None
 
-    from rankattack.datasets import load_mnist
+    from rankattack.data import load_mnist
 
     data = load_mnist(args.data, kind="fashion-mnist")
     x, y = data.test_x.to(args.device), data.test_y.to(args.device)

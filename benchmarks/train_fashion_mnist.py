@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from rankattack import Gallery
-from rankattack.datasets import DEBIAN_FASHION_MNIST_DIR, load_mnist
+from rankattack.data import DEBIAN_FASHION_MNIST_DIR, load_mnist
 from rankattack.metrics import mean_average_precision, recall_at_k
 from rankattack.training import TrainConfig, build_adversary, train, train_step
 

@@ -1,7 +1,7 @@
 """Shared by the examples: a small ranking model trained on scikit-learn's digits.
 
 scikit-learn ships the 1797 8x8 digits, so nothing is downloaded.
-:func:`rankattack.datasets.load_digits` splits them per class in halves (896 training
+:func:`rankattack.data.load_digits` splits them per class in halves (896 training
 images, 901 test images that serve as the candidate set X), and
 :func:`rankattack.training.train` trains the paper's C2F1 network (Sec. 4.1) with the
 triplet loss (Eq. 3) on cosine distance, in well under a second per epoch (8x8 digits,
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from rankattack import Gallery
-from rankattack.datasets import load_digits
+from rankattack.data import load_digits
 from rankattack.metrics import recall_at_k
 from rankattack.training import TrainConfig, train
 

@@ -27,7 +27,7 @@ from _digits import top_fraction_indices
 from torch import Tensor, nn
 
 from rankattack import CandidateAttack, EmbeddingModel, Gallery
-from rankattack.datasets import load_digits
+from rankattack.data import load_digits
 from rankattack.losses import get_loss
 from rankattack.metrics import recall_at_k
 from rankattack.models import C2F1

@@ -24,7 +24,7 @@ import time
 import torch
 
 from rankattack import CandidateAttack, Gallery, MaxShiftAttack
-from rankattack.datasets import load_digits
+from rankattack.data import load_digits
 from rankattack.metrics import recall_at_k
 from rankattack.training import TrainConfig, train
 
