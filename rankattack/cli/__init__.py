@@ -15,6 +15,6 @@ module plus one entry in ``main.COMMANDS``.
 
 from __future__ import annotations
 
-from rankattack.cli.main import build_parser, main
+from rankattack.cli.app import build_parser, main
 
 __all__ = ["build_parser", "main"]

@@ -136,7 +136,7 @@ def _ints(text: str, name: str) -> list[int]:
 # --------------------------------------------------------------------------------------
 # loading and writing
 def _load_data(args: argparse.Namespace) -> Any:
-    from rankattack.datasets import load_dataset
+    from rankattack.data import load_dataset
 
     kw = {} if args.image_size is None else {"image_size": args.image_size}
     data = load_dataset(args.dataset, args.data_dir, **kw)

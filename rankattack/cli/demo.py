@@ -50,7 +50,7 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rankattack demo``; returns the exit status."""
-    from rankattack.datasets import load_digits
+    from rankattack.data import load_digits
     from rankattack.evaluation import evaluate, recall_at_1
     from rankattack.gallery import Gallery
     from rankattack.plots import plot_attack_curves
