@@ -8,9 +8,9 @@ entry point is ``python -m rankattack``.
 
 The package holds one module per subcommand (``demo``, ``train``, ``evaluate``,
 ``universal``, ``transfer``, ``plot``), each with its ``add_parser(subparsers)`` and
-``run(args) -> int``; ``main`` assembles them into the parser and dispatches, and
+``run(args) -> int``; ``app`` assembles them into the parser and dispatches, and
 ``common`` holds the argument groups and helpers they share. A new subcommand is one new
-module plus one entry in ``main.COMMANDS``.
+module plus one entry in ``app.COMMANDS``.
 """
 
 from __future__ import annotations
