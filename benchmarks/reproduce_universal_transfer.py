@@ -18,7 +18,7 @@ Ranks are normalized ranks in percent (0 = top of the list).
 Example::
 
     python benchmarks/reproduce_universal_transfer.py --checkpoints runs \\
-        --paper-tables rankattack/data/paper_tables.json \\
+        --paper-tables rankattack/evaluation/paper_tables.json \\
         --n-transfer 200 --n-universal 500 --trials 3
 """
 

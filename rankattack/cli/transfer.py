@@ -50,8 +50,8 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rankattack transfer``; returns the exit status."""
+    from rankattack.evaluation.sampling import cell_seed, sample_cell
     from rankattack.gallery import Gallery
-    from rankattack.sampling import cell_seed, sample_cell
     from rankattack.transfer import attack_factory, transfer_matrix
 
     device = _device(args.device)

@@ -62,8 +62,8 @@ def add_parser(
 def run(args: argparse.Namespace) -> int:
     """Run ``rankattack universal``; returns the exit status."""
     from rankattack.attacks.universalrankattack import UniversalRankAttack, evaluate_seen_unseen
+    from rankattack.evaluation.sampling import cell_seed, sample_cell
     from rankattack.gallery import Gallery
-    from rankattack.sampling import cell_seed, sample_cell
 
     device = _device(args.device)
     model, config = _load_model(args.checkpoint, device)

@@ -1,0 +1,207 @@
+"""The paper's protocol end to end: :func:`evaluate` runs every cell of a model's table.
+
+Zhou et al., "Adversarial Ranking Attack and Defense" (ECCV 2020), Sec. 4: for each
+attack (CA+, CA-, QA+, QA-), each eps and each w (CA) or m (QA), run T independent
+attacks on the test set X (:func:`rankattack.evaluation.cells.run_cell`), plus the
+maximum embedding shift per eps (Fig. 2, Eq. 13's adversary) and the model's R@1.
+With a results log (:class:`rankattack.evaluation.resultslog.ResultsLog`) each finished
+cell is appended and a rerun skips the cells already there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rankattack._validation import check_choice, check_int, check_real, check_tensor
+from rankattack.evaluation.cells import (
+    SHIFT,
+    CellResult,
+    _cell_key,
+    _check_inputs_match,
+    _params,
+    run_cell,
+    run_shift_cell,
+)
+from rankattack.evaluation.reference import PAPER_EPS, PAPER_SIZES
+from rankattack.evaluation.results import EvaluationResult
+from rankattack.evaluation.resultslog import ResultsLog
+from rankattack.evaluation.sampling import ATTACKS
+from rankattack.evaluation.statistics import recall_at_1
+from rankattack.gallery import Gallery
+
+__all__ = ["evaluate"]
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate(
+    model: Callable[[Tensor], Tensor],
+    inputs: Tensor,
+    labels: Tensor | None = None,
+    *,
+    attacks: Sequence[str] = ATTACKS,
+    eps: Sequence[float] = PAPER_EPS,
+    sizes: Sequence[int] = PAPER_SIZES,
+    samples: int = 1000,
+    seed: int = 0,
+    shift: bool = True,
+    metric: str = "cosine",
+    gallery: Gallery | None = None,
+    results: str | Path | None = None,
+    name: str = "model",
+    batch_size: int = 250,
+    top_fraction: float = 0.01,
+    xi: float | None = None,
+    sp_size: int = 5,
+    alpha: float | None = None,
+    steps: int | None = None,
+    progress: bool = False,
+    on_cell: Callable[[CellResult], None] | None = None,
+) -> EvaluationResult:
+    """Run the paper's protocol (Sec. 4) on a test set and return the table's cells.
+
+    Cells run size by size (all attacks and eps at w = m = ``sizes[0]`` first), so a
+    partial run already fills the first columns; the maximum-shift cells (one per eps)
+    run first.
+
+    Parameters
+    ----------
+    model : callable
+        ``[N, *S] -> [N, D]`` embedding model (inputs in ``[0, 1]``).
+    inputs : Tensor
+        ``[|X|, *S]`` test set: the gallery X and the pool of attacked inputs.
+    labels : Tensor, optional
+        ``[|X|]`` labels, for R@1.
+    attacks, eps, sizes
+        The table's attacks, radii and w / m.
+    samples : int
+        T per cell (the paper uses T = |X|).
+    seed : int
+        Protocol seed; each cell derives its own generator from it.
+    shift : bool
+        Also measure the maximum embedding shift per eps.
+    metric : {"cosine", "euclidean"}
+        Distance of the gallery (ignored when ``gallery`` is given).
+    gallery : Gallery, optional
+        Precomputed embeddings of ``inputs``.
+    results : str or Path, optional
+        JSON-lines log: cells already in it (same key: attack, eps, size, T, seed and
+        parameters) are reused, new ones appended as they finish.
+    name : str
+        Model name for the table and the log.
+    batch_size, top_fraction, xi, sp_size, alpha, steps
+        See :func:`run_cell`.
+    progress : bool
+        Show a progress bar over cells.
+    on_cell : callable, optional
+        Called with each newly computed cell.
+
+    Returns
+    -------
+    EvaluationResult
+        The requested cells in run order.
+    """
+    if not callable(model):
+        raise TypeError(f"model must be callable, got {type(model).__name__}")
+    check_tensor(inputs, "inputs", min_ndim=2, floating=True)
+    attacks = [check_choice(a, "attacks", ATTACKS) for a in attacks]
+    eps = [check_real(e, "eps", low=0.0) for e in eps]
+    sizes = [check_int(s, "sizes", low=1) for s in sizes]
+    samples = check_int(samples, "samples", low=1)
+    seed = check_int(seed, "seed")
+    batch_size = check_int(batch_size, "batch_size", low=1)
+    check_real(top_fraction, "top_fraction", low=0.0, high=1.0, low_open=True)
+    if not attacks or not eps or not sizes:
+        raise ValueError("attacks, eps and sizes must each name at least one value")
+    if gallery is None:
+        device = next(_parameters(model), inputs).device
+        inputs = inputs.to(device)
+        if labels is not None:
+            labels = labels.to(device)
+        gallery = Gallery.from_inputs(model, inputs, labels, metric=metric, batch_size=batch_size)
+    _check_inputs_match(gallery, inputs)
+    inputs = inputs.to(gallery.embeddings.device)
+    r1 = recall_at_1(gallery) if gallery.labels is not None else None
+    meta: dict[str, Any] = {
+        "name": name,
+        "gallery_size": len(gallery),
+        "dim": gallery.dim,
+        "metric": gallery.metric,
+        "recall_at_1": r1,
+    }
+    log = ResultsLog(results) if results is not None else None
+    done: dict[str, CellResult] = {}
+    if log is not None:
+        old_meta, old_cells = log.read()
+        if old_meta is not None:
+            for k in ("gallery_size", "dim", "metric"):
+                if old_meta.get(k) != meta[k]:
+                    raise ValueError(
+                        f"results file {log.path} was written for a different gallery "
+                        f"({k}={old_meta.get(k)!r}, now {meta[k]!r}); use another file"
+                    )
+        else:
+            log.write_meta(meta)
+        done = {c.key: c for c in old_cells}
+        if done:
+            logger.info("resuming from %s: %d cells already done", log.path, len(done))
+
+    plan: list[tuple[str, float, int]] = []
+    if shift:
+        plan += [(SHIFT, e, 0) for e in eps]
+    plan += [(a, e, s) for s in sizes for a in attacks for e in eps]
+    cells: list[CellResult] = []
+    bar: Any = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(plan), desc=f"evaluating {name}", unit="cell")
+    try:
+        for attack, e, s in plan:
+            if attack == SHIFT:
+                params = {"alpha": alpha, "steps": steps, "metric": gallery.metric}
+            else:
+                params = _params(attack, top_fraction, xi, sp_size, alpha, steps)
+            key = _cell_key(attack, e, s, samples, seed, params)
+            if key in done:
+                cells.append(done[key])
+            else:
+                if bar is not None:
+                    bar.set_postfix_str(f"{attack} eps={e:g}" + (f" size={s}" if s else ""))
+                if attack == SHIFT:
+                    cell = run_shift_cell(
+                        model, inputs, e, samples=samples, seed=seed, batch_size=batch_size,
+                        metric=gallery.metric, alpha=alpha, steps=steps,
+                    )  # fmt: skip
+                else:
+                    cell = run_cell(
+                        model, gallery, inputs, attack, e, s, samples=samples, seed=seed,
+                        batch_size=batch_size, top_fraction=top_fraction, xi=xi,
+                        sp_size=sp_size, alpha=alpha, steps=steps,
+                    )  # fmt: skip
+                logger.info(
+                    "%s %s eps=%g size=%d: %.2f ± %.2f (before %.2f) in %.1fs",
+                    name, attack, e, s, cell.mean, cell.ci, cell.before, cell.seconds,
+                )  # fmt: skip
+                if log is not None:
+                    log.append(cell)
+                if on_cell is not None:
+                    on_cell(cell)
+                cells.append(cell)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return EvaluationResult(cells=cells, recall_at_1=r1, name=name, meta=meta)
+
+
+def _parameters(model: Any) -> Iterator[Tensor]:
+    if isinstance(model, torch.nn.Module):
+        yield from model.parameters()
