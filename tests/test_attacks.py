@@ -20,6 +20,7 @@ from rankattack import (
     QueryAttack,
     RankingObjective,
 )
+from rankattack.attacks.targets import TargetResolver
 from rankattack.pgd import default_alpha, default_steps
 
 
@@ -173,6 +174,27 @@ def test_semantic_set_excludes_targets_and_the_query_copy(trained_digits):
         assert q[i] not in sp[i] and not set(sp[i].tolist()) & set(targets[i].tolist())
         expected = [j for j in nearest[i].tolist() if j != q[i] and j not in targets[i]][:5]
         assert sp[i].tolist() == expected
+
+
+def test_target_resolver_names_the_same_targets_three_ways():
+    """Gallery indices, inputs and embeddings of the chosen candidates resolve alike."""
+    model = tiny_model(3)
+    pool = torch.rand(12, 1, 4, 4)
+    gallery = Gallery.from_inputs(model, pool)
+    atk = QueryAttack(model, gallery)
+    x, idx = pool[:3], torch.tensor([[4, 5], [6, 7], [8, 9]])
+    resolve = TargetResolver(atk, gallery, x, "queries", "query")
+    by_index = resolve.candidates(idx, query_indices=torch.arange(3))
+    by_input = resolve.candidates(candidates=pool[idx])
+    by_embedding = resolve.candidates(candidate_embeddings=gallery.embeddings[idx])
+    assert torch.equal(by_index.indices, idx) and by_index.query_indices.shape == (3, 1)
+    assert by_input.indices is None and by_input.query_indices is None
+    torch.testing.assert_close(by_input.embeddings, by_index.embeddings)
+    torch.testing.assert_close(by_embedding.embeddings, by_index.embeddings)
+    queries = resolve.queries(pool[idx], None)
+    torch.testing.assert_close(queries, resolve.queries(None, gallery.embeddings[idx]))
+    with pytest.raises(ValueError, match="give exactly one of queries or query_embeddings"):
+        resolve.queries(None, None)
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])

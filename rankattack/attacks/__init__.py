@@ -1,4 +1,14 @@
-"""Ranking attacks: thin classes binding a model, a gallery, an objective and PGD."""
+"""Ranking attacks: thin classes binding a model, a gallery, an objective and PGD.
+
+One attack per module, each named for its class: :mod:`~rankattack.attacks.candidateattack`
+(CA, Eq. 1-7), :mod:`~rankattack.attacks.queryattack` (QA and SP-QA, Eq. 8-12),
+:mod:`~rankattack.attacks.maxshiftattack` (Eq. 13) and the
+:mod:`~rankattack.attacks.universalrankattack` package (Eq. 14, with its perturbation
+file, results and seen / unseen protocol). :mod:`~rankattack.attacks.base` holds what
+every attack shares (model handling, the PGD engine, results, repr) and
+:mod:`~rankattack.attacks.targets` the one argument resolver: the ways a user names an
+attack's targets (queries, candidates, their indices or embeddings), validated.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from rankattack._validation import check_choice
 from rankattack.attacks.base import AttackResult, RankingAttack
+from rankattack.attacks.targets import TargetResolver, check_gallery
 from rankattack.gallery import Gallery
 from rankattack.objectives import DIRECTIONS, CandidateObjective
 
@@ -70,9 +71,7 @@ class CandidateAttack(RankingAttack):
         random_start: bool = False,
     ) -> None:
         super().__init__(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
-        if not isinstance(gallery, Gallery):
-            raise TypeError(f"gallery must be a rankattack.Gallery, got {type(gallery).__name__}")
-        self.gallery = gallery
+        self.gallery = check_gallery(gallery)
         self.direction = check_choice(direction, "direction", DIRECTIONS)
 
     def _params(self) -> dict[str, Any]:
@@ -91,33 +90,8 @@ class CandidateAttack(RankingAttack):
     ) -> CandidateObjective:
         """Validate the arguments and build the CA objective for them."""
         self.check_inputs(candidates, "candidates")
-        n = candidates.shape[0]
-        if (queries is None) == (query_embeddings is None):
-            raise ValueError("give exactly one of queries or query_embeddings")
-        if queries is not None:
-            self.check_inputs(queries, "queries", min_ndim=3)
-            if queries.shape[0] != n or queries.shape[2:] != candidates.shape[1:]:
-                raise ValueError(
-                    f"queries must be [N, w, *S] = [{n}, w, "
-                    f"{', '.join(map(str, candidates.shape[1:]))}] to match candidates, "
-                    f"got shape {tuple(queries.shape)}"
-                )
-            w = queries.shape[1]
-            emb = self.embed(queries.flatten(0, 1), "queries", self.gallery.dim)
-            query_embeddings = emb.view(n, w, -1)
-        else:
-            assert query_embeddings is not None
-            self.gallery.check_embeddings(query_embeddings, "query_embeddings", 3)
-            if query_embeddings.shape[0] != n:
-                raise ValueError(
-                    f"query_embeddings must be [N, w, D] with N = {n} (one row per "
-                    f"candidate), got shape {tuple(query_embeddings.shape)}"
-                )
-        w = query_embeddings.shape[1]
-        if not 1 <= w <= len(self.gallery):
-            raise ValueError(
-                f"the number of queries w must be in [1, |X| = {len(self.gallery)}], got {w}"
-            )
+        targets = TargetResolver(self, self.gallery, candidates, "candidates", "candidate")
+        query_embeddings = targets.queries(queries, query_embeddings)
         return CandidateObjective(self.gallery, query_embeddings, self.direction)
 
     def __call__(

@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rankattack._validation import check_choice, check_int, check_real
+from rankattack._validation import check_choice, check_real
 from rankattack.attacks.base import AttackResult, RankingAttack
+from rankattack.attacks.targets import TargetResolver, check_gallery, check_sp_size
 from rankattack.gallery import Gallery
 from rankattack.objectives import DIRECTIONS, QueryObjective
 
@@ -111,16 +112,10 @@ class QueryAttack(RankingAttack):
         random_start: bool = False,
     ) -> None:
         super().__init__(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
-        if not isinstance(gallery, Gallery):
-            raise TypeError(f"gallery must be a rankattack.Gallery, got {type(gallery).__name__}")
-        self.gallery = gallery
+        self.gallery = check_gallery(gallery)
         self.direction = check_choice(direction, "direction", DIRECTIONS)
         self.xi = DEFAULT_XI[self.direction] if xi is None else check_real(xi, "xi", low=0.0)
-        self.sp_size = check_int(sp_size, "sp_size", low=0)
-        if self.sp_size >= len(gallery):
-            raise ValueError(
-                f"sp_size must be smaller than the gallery ({len(gallery)} items), got {sp_size}"
-            )
+        self.sp_size = check_sp_size(sp_size, gallery)
 
     def _params(self) -> dict[str, Any]:
         return {
@@ -162,58 +157,18 @@ class QueryAttack(RankingAttack):
     ) -> tuple[QueryObjective, Tensor]:
         """Validate the arguments; return the SP-QA objective and the clean query embeddings."""
         self.check_inputs(queries, "queries")
-        n = queries.shape[0]
-        given = [v is not None for v in (candidate_indices, candidates, candidate_embeddings)]
-        if sum(given) != 1:
-            raise ValueError(
-                "give exactly one of candidate_indices, candidates or candidate_embeddings"
-            )
-        if candidate_embeddings is not None:
-            c_emb = self.gallery.check_embeddings(candidate_embeddings, "candidate_embeddings", 3)
-            if c_emb.shape[0] != n:
-                raise ValueError(
-                    f"candidate_embeddings must be [N, m, D] with N = {n} (one row per query), "
-                    f"got shape {tuple(c_emb.shape)}"
-                )
-        elif candidate_indices is not None:
-            candidate_indices = self.gallery.check_indices(candidate_indices, "candidate_indices")
-            if candidate_indices.shape[0] != n:
-                raise ValueError(
-                    f"candidate_indices must be [N, m] with N = {n} (one row per query), got "
-                    f"shape {tuple(candidate_indices.shape)}"
-                )
-            c_emb = self.gallery.embeddings[candidate_indices]
-        else:
-            assert candidates is not None
-            self.check_inputs(candidates, "candidates", min_ndim=3)
-            if candidates.shape[0] != n or candidates.shape[2:] != queries.shape[1:]:
-                raise ValueError(
-                    f"candidates must be [N, m, *S] = [{n}, m, "
-                    f"{', '.join(map(str, queries.shape[1:]))}] to match queries, got shape "
-                    f"{tuple(candidates.shape)}"
-                )
-            m = candidates.shape[1]
-            c_emb = self.embed(candidates.flatten(0, 1), "candidates", self.gallery.dim)
-            c_emb = c_emb.view(n, m, -1)
-        m = c_emb.shape[1]
-        if not 1 <= m <= len(self.gallery):
-            raise ValueError(
-                f"the number of candidates m must be in [1, |X| = {len(self.gallery)}], got {m}"
-            )
-        if query_indices is not None:
-            query_indices = self.gallery.check_indices(query_indices, "query_indices", ndim=1)
-            if query_indices.shape[0] != n:
-                raise ValueError(
-                    f"query_indices must have one entry per query ({n}), got "
-                    f"{query_indices.shape[0]}"
-                )
-            query_indices = query_indices.unsqueeze(1)
+        targets = TargetResolver(self, self.gallery, queries, "queries", "query")
+        chosen = targets.candidates(
+            candidate_indices, candidates, candidate_embeddings, query_indices
+        )
         q_emb = self.embed(queries, "queries", self.gallery.dim)
         sp_emb = None
         if self.sp_size > 0:
-            sp_idx = self.semantic_set(q_emb, c_emb, candidate_indices, query_indices)
+            sp_idx = self.semantic_set(
+                q_emb, chosen.embeddings, chosen.indices, chosen.query_indices
+            )
             sp_emb = self.gallery.embeddings[sp_idx]
-        objective = QueryObjective(self.gallery, c_emb, self.direction, self.xi, sp_emb)
+        objective = QueryObjective(self.gallery, chosen.embeddings, self.direction, self.xi, sp_emb)
         return objective, q_emb
 
     def __call__(

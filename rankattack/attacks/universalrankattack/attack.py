@@ -1,10 +1,10 @@
-"""Universal ranking attack: one image-agnostic perturbation for every input (Eq. 14)."""
+"""The universal ranking attack: one image-agnostic perturbation for every input (Eq. 14)."""
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,13 +12,21 @@ import torch
 from torch import Tensor
 
 from rankattack._validation import check_choice, check_int, check_real, check_tensor
-from rankattack.attacks.base import AttackResult, RankingAttack
+from rankattack.attacks.base import RankingAttack
 from rankattack.attacks.queryattack import semantic_set
+from rankattack.attacks.targets import TargetResolver, check_gallery, check_sp_size, exactly_one
+from rankattack.attacks.universalrankattack.perturbation import (
+    add_perturbation,
+    check_perturbation,
+    load_perturbation,
+    save_perturbation,
+)
+from rankattack.attacks.universalrankattack.result import UniversalResult
 from rankattack.gallery import Gallery, check_embedding_output
 from rankattack.objectives import DIRECTIONS, CandidateObjective, QueryObjective
 from rankattack.wrappers import eval_mode
 
-__all__ = ["SeenUnseenResult", "UniversalRankAttack", "UniversalResult", "evaluate_seen_unseen"]
+__all__ = ["UniversalRankAttack"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,52 +35,6 @@ TARGETS = ("candidate", "query")
 
 #: The paper reports the "lower" attacks only on targets starting in the top 1% (Sec. 5.2).
 LOWER_TOP_FRACTION = 0.01
-
-_FORMAT = "rankattack.universal/1"
-_TARGET_ARGS = ("queries", "query_embeddings", "candidate_indices", "candidates", "query_indices")
-
-
-@dataclass(frozen=True)
-class UniversalResult(AttackResult):
-    """Ranks before and after adding a universal perturbation (an :class:`AttackResult`).
-
-    Attributes
-    ----------
-    counted : Tensor
-        ``[N]`` bool: the inputs the means are taken over (for the "lower" attacks, those
-        whose chosen targets start in the top ``top_fraction`` of the ranking).
-    """
-
-    counted: Tensor | None = None
-
-    def _mean(self, ranks: Tensor) -> float:
-        if self.counted is None:
-            return float(ranks.mean())
-        return float(ranks[self.counted].mean()) if bool(self.counted.any()) else float("nan")
-
-    @property
-    def n_counted(self) -> int:
-        """Number of inputs the means are taken over."""
-        return int(self.rank_before.numel() if self.counted is None else self.counted.sum())
-
-    @property
-    def mean_before(self) -> float:
-        """Mean normalized rank of the counted inputs before the perturbation."""
-        return self._mean(self.rank_before)
-
-    @property
-    def mean_after(self) -> float:
-        """Mean normalized rank of the counted inputs after the perturbation."""
-        return self._mean(self.rank_after)
-
-
-@dataclass(frozen=True)
-class SeenUnseenResult:
-    """Outcome of :func:`evaluate_seen_unseen` (one cell pair of paper Tables 6, 13, 14)."""
-
-    perturbation: Tensor
-    seen: UniversalResult
-    unseen: UniversalResult
 
 
 @dataclass(frozen=True)
@@ -167,9 +129,7 @@ class UniversalRankAttack(RankingAttack):
         sp_size: int = 5,
     ) -> None:
         super().__init__(model, eps=eps, alpha=alpha, steps=steps)
-        if not isinstance(gallery, Gallery):
-            raise TypeError(f"gallery must be a rankattack.Gallery, got {type(gallery).__name__}")
-        self.gallery = gallery
+        self.gallery = check_gallery(gallery)
         self.target = check_choice(target, "target", TARGETS)
         self.direction = check_choice(direction, "direction", DIRECTIONS)
         self.batch_size = check_int(batch_size, "batch_size", low=1)
@@ -180,11 +140,7 @@ class UniversalRankAttack(RankingAttack):
                 f"xi (the Semantics-Preserving weight) applies to target='query' only; "
                 f"got xi={xi} with target='candidate'"
             )
-        self.sp_size = check_int(sp_size, "sp_size", low=0)
-        if self.sp_size >= len(gallery):
-            raise ValueError(
-                f"sp_size must be smaller than the gallery ({len(gallery)} items), got {sp_size}"
-            )
+        self.sp_size = check_sp_size(sp_size, gallery)
         self._perturbation: Tensor | None = None
 
     def _params(self) -> dict[str, Any]:
@@ -206,14 +162,7 @@ class UniversalRankAttack(RankingAttack):
 
     @perturbation.setter
     def perturbation(self, value: Tensor) -> None:
-        check_tensor(value, "perturbation", min_ndim=1, floating=True)
-        bound = float(value.detach().abs().max()) if value.numel() else 0.0
-        if not bound <= self.eps * (1 + 1e-6) + 1e-7:
-            raise ValueError(
-                f"perturbation must lie in the L-inf ball of radius eps={self.eps}, got "
-                f"max |r| = {bound:.6g}"
-            )
-        self._perturbation = value.detach().clone()
+        self._perturbation = check_perturbation(value, self.eps)
 
     def _fitted(self) -> Tensor:
         if self._perturbation is None:
@@ -222,20 +171,12 @@ class UniversalRankAttack(RankingAttack):
 
     def apply(self, x: Tensor) -> Tensor:
         """Add the perturbation to inputs ``[N, *S]`` (or one input ``[*S]``), clamp to [0, 1]."""
-        r = self._fitted()
-        check_tensor(x, "x", floating=True)
-        if tuple(x.shape[-r.dim() :]) != tuple(r.shape) or x.dim() not in (r.dim(), r.dim() + 1):
-            raise ValueError(
-                f"x must be [N, {', '.join(map(str, r.shape))}] or one input of shape "
-                f"{tuple(r.shape)} to match the perturbation, got shape {tuple(x.shape)}"
-            )
-        return (x + r.to(device=x.device, dtype=x.dtype)).clamp(0.0, 1.0)
+        return add_perturbation(self._fitted(), x)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Save the perturbation and the attack's parameters with :func:`torch.save`."""
         r = self._fitted()
-        params = {k: v for k, v in self._params().items() if k != "gallery"}
-        torch.save({"format": _FORMAT, "perturbation": r.cpu(), "params": params}, path)
+        save_perturbation(path, r, {k: v for k, v in self._params().items() if k != "gallery"})
 
     def load(self, path: str | os.PathLike[str]) -> Tensor:
         """Load a perturbation saved by :meth:`save` into this attack and return it.
@@ -243,17 +184,9 @@ class UniversalRankAttack(RankingAttack):
         Raises ``ValueError`` if it was fitted for another target or direction, or leaves
         this attack's eps-ball.
         """
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a universal perturbation saved by save()")
-        params = blob["params"]
-        for key in ("target", "direction"):
-            if params.get(key) != getattr(self, key):
-                raise ValueError(
-                    f"{path} holds a perturbation fitted with {key}={params.get(key)!r}, "
-                    f"but this attack has {key}={getattr(self, key)!r}"
-                )
-        self.perturbation = blob["perturbation"].to(self.gallery.embeddings.device)
+        expected = {"target": self.target, "direction": self.direction}
+        r, params = load_perturbation(path, expected)
+        self.perturbation = r.to(self.gallery.embeddings.device)
         logger.debug("loaded universal perturbation from %s (params %s)", path, params)
         return self._fitted()
 
@@ -269,73 +202,31 @@ class UniversalRankAttack(RankingAttack):
     ) -> _Targets:
         """Validate the arguments; embed each input's fixed side (and ``C_SP``)."""
         self.check_inputs(inputs, "inputs")
-        n = inputs.shape[0]
+        resolve = TargetResolver(self, self.gallery, inputs)
         if self.target == "candidate":
             wrong = [a for a, v in [("candidate_indices", candidate_indices),
                                     ("candidates", candidates),
                                     ("query_indices", query_indices)] if v is not None]  # fmt: skip
             if wrong:
                 raise ValueError(f"{', '.join(wrong)} apply to target='query' only")
-            if (queries is None) == (query_embeddings is None):
-                raise ValueError("give exactly one of queries or query_embeddings")
-            if queries is not None:
-                emb = self._embed_sets(queries, "queries", inputs)
-            else:
-                emb = self.gallery.check_embeddings(query_embeddings, "query_embeddings", 3)
-                if emb.shape[0] != n:
-                    raise ValueError(
-                        f"query_embeddings must be [N, w, D] with N = {n} (one row per "
-                        f"input), got shape {tuple(emb.shape)}"
-                    )
-            self._check_set_size(emb.shape[1], "queries w")
-            return _Targets(emb, None)
+            return _Targets(resolve.queries(queries, query_embeddings), None)
         if queries is not None or query_embeddings is not None:
             raise ValueError("queries / query_embeddings apply to target='candidate' only")
-        if (candidate_indices is None) == (candidates is None):
-            raise ValueError("give exactly one of candidate_indices or candidates")
-        if candidate_indices is not None:
-            candidate_indices = self.gallery.check_indices(candidate_indices, "candidate_indices")
-            if candidate_indices.shape[0] != n:
-                raise ValueError(
-                    f"candidate_indices must be [N, m] with N = {n} (one row per input), "
-                    f"got shape {tuple(candidate_indices.shape)}"
-                )
-            emb = self.gallery.embeddings[candidate_indices]
-        else:
-            assert candidates is not None
-            emb = self._embed_sets(candidates, "candidates", inputs)
-        self._check_set_size(emb.shape[1], "candidates m")
-        if query_indices is not None:
-            query_indices = self.gallery.check_indices(query_indices, "query_indices", ndim=1)
-            if query_indices.shape[0] != n:
-                raise ValueError(
-                    f"query_indices must have one entry per input ({n}), got "
-                    f"{query_indices.shape[0]}"
-                )
+        exactly_one(candidate_indices=candidate_indices, candidates=candidates)
+        chosen = resolve.candidates(candidate_indices, candidates, query_indices=query_indices)
         sp = None
         if self.xi > 0 and self.sp_size > 0:
             q_emb = self.embed(inputs, "inputs", self.gallery.dim)
-            qi = None if query_indices is None else query_indices.unsqueeze(1)
-            sp_idx = semantic_set(self.gallery, q_emb, emb, self.sp_size, candidate_indices, qi)
+            sp_idx = semantic_set(
+                self.gallery,
+                q_emb,
+                chosen.embeddings,
+                self.sp_size,
+                chosen.indices,
+                chosen.query_indices,
+            )
             sp = self.gallery.embeddings[sp_idx]
-        return _Targets(emb, sp)
-
-    def _embed_sets(self, sets: Tensor, name: str, inputs: Tensor) -> Tensor:
-        self.check_inputs(sets, name, min_ndim=3)
-        n = inputs.shape[0]
-        if sets.shape[0] != n or sets.shape[2:] != inputs.shape[1:]:
-            raise ValueError(
-                f"{name} must be [N, k, *S] = [{n}, k, {', '.join(map(str, inputs.shape[1:]))}]"
-                f" to match inputs, got shape {tuple(sets.shape)}"
-            )
-        k = sets.shape[1]
-        return self.embed(sets.flatten(0, 1), name, self.gallery.dim).view(n, k, -1)
-
-    def _check_set_size(self, k: int, what: str) -> None:
-        if not 1 <= k <= len(self.gallery):
-            raise ValueError(
-                f"the number of {what} must be in [1, |X| = {len(self.gallery)}], got {k}"
-            )
+        return _Targets(chosen.embeddings, sp)
 
     def _objective(self, targets: _Targets, s: int, e: int) -> CandidateObjective | QueryObjective:
         """The core objective of inputs ``s:e`` (Eq. 4/7 for candidates, 9/11/12 for queries)."""
@@ -492,52 +383,3 @@ class UniversalRankAttack(RankingAttack):
             sp_rank_after=torch.cat(ranks["sa"]) if ranks["sa"] else None,
             counted=counted,
         )
-
-
-def evaluate_seen_unseen(
-    attack: UniversalRankAttack,
-    seen: Mapping[str, Tensor],
-    unseen: Mapping[str, Tensor],
-    *,
-    fit: bool = True,
-    top_fraction: float | None = None,
-    progress: bool = False,
-) -> SeenUnseenResult:
-    """Fit a universal perturbation on "seen" inputs and rank "unseen" ones (Tables 6, 13, 14).
-
-    Parameters
-    ----------
-    attack : UniversalRankAttack
-    seen, unseen : mapping
-        Keyword arguments of :meth:`UniversalRankAttack.fit`: ``inputs`` and the targets
-        (``queries`` / ``query_embeddings`` for candidate targets, ``candidate_indices``
-        / ``candidates`` and optional ``query_indices`` for query targets). The two
-        sets should be disjoint, as in the paper (two non-overlapping 5% samples of X).
-    fit : bool
-        Fit on ``seen`` first; ``False`` evaluates the attack's current perturbation.
-    top_fraction : float, optional
-        See :meth:`UniversalRankAttack.evaluate` (default: the paper's top-1% rule for
-        the "lower" attacks).
-    progress : bool
-        Progress bar while fitting.
-    """
-    if not isinstance(attack, UniversalRankAttack):
-        raise TypeError(f"attack must be a UniversalRankAttack, got {type(attack).__name__}")
-    parts = {}
-    for name, part in (("seen", seen), ("unseen", unseen)):
-        if not isinstance(part, Mapping) or "inputs" not in part:
-            raise TypeError(f"{name} must be a mapping with an 'inputs' entry")
-        unknown = sorted(set(part) - {"inputs", *_TARGET_ARGS})
-        if unknown:
-            raise ValueError(
-                f"{name} has unknown keys {unknown}; expected 'inputs' and some of "
-                f"{list(_TARGET_ARGS)}"
-            )
-        parts[name] = dict(part)
-    if fit:
-        attack.fit(**parts["seen"], progress=progress)
-    return SeenUnseenResult(
-        perturbation=attack._fitted(),
-        seen=attack.evaluate(**parts["seen"], top_fraction=top_fraction),
-        unseen=attack.evaluate(**parts["unseen"], top_fraction=top_fraction),
-    )

@@ -1,0 +1,31 @@
+"""Ranking objectives: *what* an attack optimizes (paper Eq. 4, 7, 9, 11, 12, 13).
+
+One objective per module, each a :class:`RankingObjective` mapping the embeddings of the
+perturbed inputs ``[N, D]`` to a per-sample loss ``[N]`` that the PGD engine minimizes:
+
+- :mod:`~rankattack.objectives.base`: the interface, :data:`DIRECTIONS` and the shared
+  helpers;
+- :mod:`~rankattack.objectives.candidate`: :class:`CandidateObjective`, CA+ / CA-
+  (Eq. 4 / 7);
+- :mod:`~rankattack.objectives.query`: :class:`QueryObjective`, QA+ / QA- with the
+  Semantics-Preserving term (Eq. 11 / 9 / 12);
+- :mod:`~rankattack.objectives.maxshift`: :class:`MaxShiftObjective`, the maximum
+  embedding shift (Eq. 13);
+- :mod:`~rankattack.objectives.sortedhinge`: the sorted-distance hinge sums behind the
+  Candidate Attack's fast path.
+"""
+
+from __future__ import annotations
+
+from rankattack.objectives.base import DIRECTIONS, RankingObjective
+from rankattack.objectives.candidate import CandidateObjective
+from rankattack.objectives.maxshift import MaxShiftObjective
+from rankattack.objectives.query import QueryObjective
+
+__all__ = [
+    "DIRECTIONS",
+    "CandidateObjective",
+    "MaxShiftObjective",
+    "QueryObjective",
+    "RankingObjective",
+]
