@@ -154,3 +154,30 @@ def test_train_command_writes_checkpoint(tmp_path, capsys) -> None:
     assert model(torch.rand(2, 1, 8, 8)).shape == (2, 16)
     assert config.epochs == 1 and config.embedding_dim == 16 and config.defense is None
     assert config.batch_size == 50 and config.metric == "cosine"
+
+
+@pytest.mark.parametrize("kind", ["text", "torch-object", "pickle"])
+def test_evaluate_reports_a_file_that_is_not_a_checkpoint(tmp_path, capsys, kind) -> None:
+    import pathlib
+    import pickle
+    import warnings
+
+    bad = tmp_path / ("README.md" if kind == "text" else "checkpoint.pt")
+    if kind == "text":
+        bad.write_text("# rankattack\n\nA README, not a checkpoint.\n")
+    elif kind == "torch-object":  # an object the safe loader refuses
+        torch.save({"format": 1, "model": pathlib.Path("weights.bin")}, bad)
+    else:
+        with open(bad, "wb") as fh:
+            pickle.dump({1, 2, 3}, fh)
+    argv = ["evaluate", "--checkpoint", str(bad), "--out", str(tmp_path / "out"), "--device", "cpu"]
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(SystemExit) as exc:
+        warnings.simplefilter("always")
+        main(argv)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    err = captured.err
+    assert err.startswith("rankattack evaluate: error: ") and err.count("\n") == 1
+    assert str(bad) in err and "not a readable rankattack training checkpoint" in err
+    assert "Traceback" not in err and "weights_only=False" not in err
+    assert not [w for w in caught if "pickle" in str(w.message)]

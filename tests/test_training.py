@@ -1,8 +1,9 @@
-"""Tests for rankattack.training and rankattack.defense."""
+"""Tests for rankattack.training and rankattack.defenses."""
 
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 
 from rankattack import Gallery, LinfPGD, MaxShiftAttack
 from rankattack.datasets import load_digits
-from rankattack.defense import (
+from rankattack.defenses import (
     TripletAscentObjective,
     embedding_shift_step,
     madry_step,
@@ -200,6 +201,60 @@ def test_checkpoint_load_and_config_mismatch(tmp_path: Path) -> None:
     assert _same_weights(fresh.model, result.model)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+class _Custom:
+    """An arbitrary Python object: neither a tensor nor a plain value."""
+
+
+def _write_unreadable(path: Path, kind: str) -> None:
+    if kind == "text":
+        path.write_text("# rankattack\n\nA README, not a checkpoint.\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "torch-object":
+        torch.save({"format": 1, "model": _Custom()}, path)
+    elif kind == "pickle-set":
+        with open(path, "wb") as fh:
+            pickle.dump({1, 2, 3}, fh)
+    elif kind == "pickle-class":
+        with open(path, "wb") as fh:
+            pickle.dump(_Custom, fh)
+    elif kind == "truncated":
+        torch.save({"format": 1, "model": {"w": torch.zeros(64)}}, path)
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["text", "empty", "torch-object", "pickle-set", "pickle-class", "truncated"]
+)
+def test_load_checkpoint_rejects_files_torch_cannot_read_safely(
+    tmp_path: Path, kind: str, recwarn: pytest.WarningsRecorder
+) -> None:
+    path = tmp_path / "checkpoint.pt"
+    _write_unreadable(path, kind)
+    with pytest.raises(ValueError, match="is not a readable rankattack training checkpoint") as exc:
+        load_checkpoint(path)
+    message = str(exc.value)
+    assert message.startswith(str(path)) and "\n" not in message
+    assert "weights_only" not in message  # never advise turning the safe loader off
+    assert exc.value.__cause__ is None and exc.value.__suppress_context__
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]
+    # the directory holding it too, and a resuming run
+    with pytest.raises(ValueError, match="is not a readable rankattack training checkpoint"):
+        load_checkpoint(tmp_path)
+    x, y = _blobs()
+    with pytest.raises(ValueError, match="is not a readable rankattack training checkpoint"):
+        train(TrainConfig(**{**TINY, "epochs": 1}), x, y, out_dir=tmp_path, progress=False)
+
+
+def test_load_checkpoint_rejects_other_torch_files(tmp_path: Path) -> None:
+    path = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), path)
+    with pytest.raises(ValueError, match=r"is not a rankattack training checkpoint \(format 1\)"):
+        load_checkpoint(path)
 
 
 # --- training quality and the defense ------------------------------------------------

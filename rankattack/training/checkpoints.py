@@ -1,0 +1,230 @@
+"""Training checkpoints: atomic writes, random-number states, exact resume, safe reading.
+
+After every epoch :func:`~rankattack.training.train` writes ``checkpoint.pt``
+(:data:`CHECKPOINT_NAME`) atomically: the model and optimizer state, the config, the
+history, a signature of the training data and every random-number state. A run that
+finds it resumes where it stopped (when the config and data match) and ends with the
+weights an uninterrupted run would have produced. :func:`load_checkpoint` rebuilds the
+trained model.
+
+Checkpoints are read with torch's safe loader (``weights_only=True``: tensors and plain
+Python values only); a file it cannot read, or that is not a rankattack checkpoint, is
+reported with a one-line ``ValueError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rankattack.models import build_model
+from rankattack.training.config import TrainConfig
+
+__all__ = ["CHECKPOINT_NAME", "load_checkpoint"]
+
+logger = logging.getLogger(__name__)
+
+#: File name of the checkpoint inside ``out_dir``.
+CHECKPOINT_NAME = "checkpoint.pt"
+
+_FORMAT_VERSION = 1
+
+#: Config fields that may differ between a checkpoint and the run resuming it.
+_RESUMABLE_CHANGES = ("epochs", "device")
+
+
+def _checkpoint_file(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    return p / CHECKPOINT_NAME if p.is_dir() else p
+
+
+def _save_atomic(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _rng_states(generator: torch.Generator, device: torch.device) -> dict[str, Any]:
+    states: dict[str, Any] = {"sampler": generator.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(
+    states: dict[str, Any], generator: torch.Generator, device: torch.device
+) -> None:
+    generator.set_state(states["sampler"])
+    torch.set_rng_state(states["torch"])
+    if device.type == "cuda" and "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _data_signature(train_x: Tensor, labels: Tensor) -> dict[str, Any]:
+    weights = torch.arange(1, labels.numel() + 1, dtype=torch.long)
+    return {
+        "n": int(train_x.shape[0]),
+        "shape": list(train_x.shape[1:]),
+        "labels": int((labels.long() * weights).sum()),
+    }
+
+
+def _unreadable(path: Path, exc: Exception) -> ValueError:
+    """The one-line error of a file torch's safe loader does not read."""
+    if isinstance(exc, pickle.UnpicklingError):
+        # torch's own message advises turning the safe loader off: never pass that on
+        why = (
+            "torch's safe loader cannot read it (it is not a torch file, or it holds objects "
+            "other than tensors and plain Python values)"
+        )
+    else:
+        lines = str(exc).strip().splitlines()
+        detail = lines[0].split(". ")[0] if lines else ""
+        if "weights_only" in detail:
+            detail = ""
+        why = f"torch cannot read it ({type(exc).__name__}{': ' + detail if detail else ''})"
+    return ValueError(
+        f"{path} is not a readable rankattack training checkpoint (format {_FORMAT_VERSION}): {why}"
+    )
+
+
+def _read_checkpoint(path: Path, map_location: Any = None) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with warnings.catch_warnings():
+            # a plain pickle (not torch.save's protocol) draws a warning before the error
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            data: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:
+        raise _unreadable(path, exc) from None
+    if not isinstance(data, dict) or data.get("format") != _FORMAT_VERSION:
+        raise ValueError(
+            f"{path} is not a rankattack training checkpoint (format {_FORMAT_VERSION})"
+        )
+    return data
+
+
+def _save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    history: list[dict[str, Any]],
+    signature: dict[str, Any],
+    generator: torch.Generator,
+    device: torch.device,
+) -> None:
+    """Write the state after ``len(history)`` epochs atomically to ``path``."""
+    _save_atomic(
+        {
+            "format": _FORMAT_VERSION,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "config": config.to_dict(),
+            "epoch": len(history),
+            "history": history,
+            "data": signature,
+            "rng": _rng_states(generator, device),
+        },
+        path,
+    )
+
+
+def _check_resumable(saved: TrainConfig, config: TrainConfig, path: Path) -> None:
+    diff = [
+        f"{f.name}: {getattr(saved, f.name)!r} -> {getattr(config, f.name)!r}"
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in _RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)
+    ]
+    if diff:
+        raise ValueError(
+            f"the checkpoint {path} was made with a different config ({'; '.join(diff)}); "
+            f"use another out_dir or resume=False to start over"
+        )
+
+
+def _resume(
+    path: Path,
+    config: TrainConfig,
+    signature: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+) -> list[dict[str, Any]]:
+    """Restore a run from its checkpoint; returns the history of the finished epochs.
+
+    The checkpoint's config must match ``config`` (except ``epochs`` and ``device``)
+    and its data signature ``signature``; the model, the optimizer, the sampler's
+    ``generator`` and the global random-number states continue where they stopped.
+    """
+    data = _read_checkpoint(path, map_location=device)
+    _check_resumable(TrainConfig.from_dict(data["config"]), config, path)
+    if data["data"] != signature:
+        raise ValueError(
+            f"the checkpoint {path} was trained on other data ({data['data']}, now "
+            f"{signature}); use another out_dir or resume=False"
+        )
+    model.load_state_dict(data["model"])
+    optimizer.load_state_dict(data["optimizer"])
+    history = list(data["history"])
+    rng = data["rng"]
+    rng["sampler"] = rng["sampler"].cpu()
+    rng["torch"] = rng["torch"].cpu()
+    if "cuda" in rng:
+        rng["cuda"] = [s.cpu() for s in rng["cuda"]]
+    _set_rng_states(rng, generator, device)
+    logger.info("resuming %s after epoch %d", path, len(history))
+    return history
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], map_location: Any = None
+) -> tuple[nn.Module, TrainConfig]:
+    """Rebuild the model a :func:`~rankattack.training.train` checkpoint holds.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``checkpoint.pt`` file or the ``out_dir`` holding it.
+    map_location : optional
+        As in :func:`torch.load`; a device moves the model there.
+
+    Returns
+    -------
+    (model, config)
+        The model in eval mode and the :class:`TrainConfig` that trained it.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ValueError
+        If the file is not a rankattack training checkpoint, including a file torch's
+        safe loader (``weights_only=True``) cannot read.
+    """
+    data = _read_checkpoint(_checkpoint_file(path), map_location)
+    config = TrainConfig.from_dict(data["config"])
+    model = build_model(config.model, config.embedding_dim, config.in_channels)
+    model.load_state_dict(data["model"])
+    if isinstance(map_location, str | torch.device):
+        model.to(map_location)
+    return model.eval(), config

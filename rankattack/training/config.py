@@ -1,0 +1,166 @@
+"""The training run's config (:class:`TrainConfig`) and its result (:class:`TrainResult`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rankattack._validation import check_choice, check_int, check_real
+from rankattack.defenses import DEFENSES
+from rankattack.distances import get_distance
+from rankattack.losses import LOSS_NAMES
+from rankattack.models import MODEL_NAMES
+from rankattack.pgd import default_alpha, default_steps
+
+__all__ = ["TrainConfig", "TrainResult"]
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (saved in every checkpoint).
+
+    Parameters
+    ----------
+    model : {"c2f1", "lenet", "resnet18"}, default "c2f1"
+    embedding_dim : int, optional
+        Default the model's own (1024 / 128 / 512).
+    in_channels : int, default 1
+    loss : {"triplet", "contrastive"}, default "triplet"
+    metric : {"cosine", "euclidean"}, default "cosine"
+    margin : float, optional
+        Default 0.2 (cosine) or 1.0 (Euclidean).
+    epochs : int, default 8
+        Total epochs; one epoch draws ``len(train_x) // batch_size`` batches.
+    batch_size : int, default 128
+    samples_per_class : int, default 2
+        K images per class slot of a batch (every image then has a positive).
+    lr : float, default 1e-3
+        Adam learning rate.
+    weight_decay : float, default 1e-6
+        Adam (L2) weight decay.
+    seed : int, default 0
+        Seeds the weights, the sampling and the adversary's noise.
+    device : str, optional
+        Default ``"cuda"`` when available, else the CPU.
+    defense : {None, "embedding-shift", "madry", "shift-suppress"}
+        ``None`` trains a vanilla model; see :mod:`rankattack.defenses`.
+    eps : float, default 0.3
+        L-inf radius of the defense's adversary.
+    alpha, steps : optional
+        PGD step size and iterations of the adversary; default the paper's schedule
+        (:func:`rankattack.pgd.default_alpha`, :func:`~rankattack.pgd.default_steps`:
+        0.01 and 30 for eps = 0.3).
+    """
+
+    model: str = "c2f1"
+    embedding_dim: int | None = None
+    in_channels: int = 1
+    loss: str = "triplet"
+    metric: str = "cosine"
+    margin: float | None = None
+    epochs: int = 8
+    batch_size: int = 128
+    samples_per_class: int = 2
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    seed: int = 0
+    device: str | None = None
+    defense: str | None = None
+    eps: float = 0.3
+    alpha: float | None = None
+    steps: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice(self.model, "model", MODEL_NAMES)
+        if self.embedding_dim is not None:
+            check_int(self.embedding_dim, "embedding_dim", low=1)
+        check_int(self.in_channels, "in_channels", low=1)
+        check_choice(self.loss, "loss", LOSS_NAMES)
+        get_distance(self.metric)
+        if self.margin is not None:
+            check_real(self.margin, "margin", low=0.0)
+        check_int(self.epochs, "epochs", low=1)
+        check_int(self.samples_per_class, "samples_per_class", low=2)
+        check_int(self.batch_size, "batch_size", low=1)
+        if self.batch_size < 2 * self.samples_per_class:
+            raise ValueError(
+                f"batch_size must hold at least two classes of samples_per_class="
+                f"{self.samples_per_class} images (>= {2 * self.samples_per_class}), "
+                f"got {self.batch_size}"
+            )
+        check_real(self.lr, "lr", low=0.0, low_open=True)
+        check_real(self.weight_decay, "weight_decay", low=0.0)
+        check_int(self.seed, "seed", low=0)
+        if self.device is not None:
+            torch.device(self.device)  # raises on a malformed device string
+        if self.defense is not None:
+            check_choice(self.defense, "defense", DEFENSES)
+        check_real(self.eps, "eps", low=0.0)
+        if self.alpha is not None:
+            check_real(self.alpha, "alpha", low=0.0, low_open=True)
+        if self.steps is not None:
+            check_int(self.steps, "steps", low=1)
+
+    @property
+    def pgd_alpha(self) -> float:
+        """The adversary's step size actually used."""
+        return default_alpha(self.eps) if self.alpha is None else float(self.alpha)
+
+    @property
+    def pgd_steps(self) -> int:
+        """The adversary's number of iterations actually used."""
+        return default_steps(self.eps, self.pgd_alpha) if self.steps is None else self.steps
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a plain JSON-serializable dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config from :meth:`to_dict` output (unknown keys are an error)."""
+        if not isinstance(data, dict):
+            raise TypeError(f"data must be a dict, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`~rankattack.training.train` returns.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The trained model (in eval mode).
+    config : TrainConfig
+    history : list of dict
+        One entry per finished epoch: ``epoch`` (1-based), ``loss`` (mean training loss),
+        ``time`` (wall seconds of the epoch), ``batches``.
+    checkpoint : Path or None
+        The checkpoint file (``None`` without ``out_dir``).
+    diverged : bool
+        The training loss became NaN or infinite (training stopped there).
+    """
+
+    model: nn.Module
+    config: TrainConfig
+    history: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: Path | None = None
+    diverged: bool = False
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history)
+
+    @property
+    def complete(self) -> bool:
+        """All ``config.epochs`` epochs are done."""
+        return self.epochs_done >= self.config.epochs

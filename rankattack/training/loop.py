@@ -1,0 +1,286 @@
+"""The training loop: epochs of class-balanced batches, one defended optimizer step each.
+
+:func:`train` samples class-balanced batches (P classes x K images,
+:class:`~rankattack.training.samplers.ClassBalancedSampler`), mines one triplet
+``(q, c_p, c_n)`` per image inside each batch
+(:func:`~rankattack.training.samplers.batch_triplets`), and minimizes a ranking loss
+(:mod:`rankattack.losses`) with Adam, optionally under one of the defenses of
+:mod:`rankattack.defenses` (:func:`build_adversary` builds the defense's adversary,
+:func:`train_step` takes one step). After every epoch it checkpoints the run
+(:mod:`rankattack.training.checkpoints`), so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rankattack._validation import check_choice, check_int, check_tensor, check_unit_range
+from rankattack.attacks.maxshiftattack import MaxShiftAttack
+from rankattack.defenses import (
+    DEFENSES,
+    Triplets,
+    embedding_shift_loss,
+    madry_loss,
+    shift_suppress_loss,
+    vanilla_loss,
+)
+from rankattack.defenses.base import LossFn, apply_step
+from rankattack.losses import get_loss
+from rankattack.models import build_model
+from rankattack.pgd import LinfPGD
+from rankattack.training.checkpoints import (
+    CHECKPOINT_NAME,
+    _data_signature,
+    _resume,
+    _save_checkpoint,
+)
+from rankattack.training.config import TrainConfig, TrainResult
+from rankattack.training.samplers import ClassBalancedSampler, batch_triplets
+
+__all__ = ["build_adversary", "train", "train_step"]
+
+logger = logging.getLogger(__name__)
+
+
+def train(
+    config: TrainConfig,
+    train_x: Tensor,
+    train_y: Tensor,
+    out_dir: str | os.PathLike[str] | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    max_epochs_this_run: int | None = None,
+) -> TrainResult:
+    """Train a ranking model (vanilla or defended) and checkpoint it after every epoch.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    train_x : Tensor
+        ``[N, C, H, W]`` inputs in ``[0, 1]`` (any device; batches are moved to the
+        config's device).
+    train_y : Tensor
+        ``[N]`` integer labels.
+    out_dir : str or PathLike, optional
+        Directory of ``checkpoint.pt`` (created if needed). Without it nothing is saved.
+    resume : bool, default True
+        Continue from ``out_dir/checkpoint.pt`` when it exists (its config must match,
+        except ``epochs`` and ``device``); finished epochs are not redone.
+    progress : bool, default True
+        Show a tqdm bar per epoch with the running loss.
+    max_epochs_this_run : int, optional
+        Stop after this many epochs in this call (the checkpoint lets a later call
+        continue).
+
+    Returns
+    -------
+    TrainResult
+
+    Notes
+    -----
+    The run is deterministic for a given seed and device: the weights are initialized,
+    the batches sampled and the adversary's noise drawn from RNGs seeded by
+    ``config.seed`` inside :func:`torch.random.fork_rng` (the caller's global RNG state
+    is left untouched), and their states are checkpointed, so resuming reproduces an
+    uninterrupted run bit for bit.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    _check_data(train_x, train_y)
+    if max_epochs_this_run is not None:
+        check_int(max_epochs_this_run, "max_epochs_this_run", low=0)
+    labels = train_y.detach().cpu()
+    sampler = ClassBalancedSampler(labels, config.batch_size, config.samples_per_class)
+    device = _resolve_device(config)
+    path = None
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        path = Path(out_dir) / CHECKPOINT_NAME
+    signature = _data_signature(train_x, labels)
+    cuda_devices = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if device.type == "cuda"
+        else []
+    )
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(config.seed)
+        model = build_model(config.model, config.embedding_dim, config.in_channels).to(device)
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        generator = torch.Generator().manual_seed(config.seed)
+        history: list[dict[str, Any]] = []
+        if path is not None and resume and path.exists():
+            history = _resume(path, config, signature, model, optimizer, generator, device)
+        if history and not all(math.isfinite(h["loss"]) for h in history):
+            return TrainResult(model.eval(), config, history, path, diverged=True)
+        loss_fn = get_loss(config.loss, config.metric, config.margin)
+        adversary = build_adversary(config, model)
+        diverged = False
+        stop = config.epochs
+        if max_epochs_this_run is not None:
+            stop = min(stop, len(history) + max_epochs_this_run)
+        for epoch in range(len(history), stop):
+            entry = _run_epoch(
+                model,
+                loss_fn,
+                optimizer,
+                adversary,
+                config,
+                sampler,
+                generator,
+                train_x,
+                labels,
+                device,
+                epoch,
+                progress,
+            )
+            history.append(entry)
+            logger.info(
+                "epoch %d/%d: loss %.4f, %.1f s",
+                entry["epoch"],
+                config.epochs,
+                entry["loss"],
+                entry["time"],
+            )
+            if path is not None:
+                _save_checkpoint(
+                    path, model, optimizer, config, history, signature, generator, device
+                )
+            if not math.isfinite(entry["loss"]):
+                logger.warning(
+                    "training loss is %s at epoch %d: stopping", entry["loss"], entry["epoch"]
+                )
+                diverged = True
+                break
+    return TrainResult(model.eval(), config, history, path, diverged=diverged)
+
+
+def _run_epoch(
+    model: nn.Module,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    adversary: MaxShiftAttack | LinfPGD | None,
+    config: TrainConfig,
+    sampler: ClassBalancedSampler,
+    generator: torch.Generator,
+    train_x: Tensor,
+    labels: Tensor,
+    device: torch.device,
+    epoch: int,
+    progress: bool,
+) -> dict[str, Any]:
+    batches = sampler.epoch(generator)
+    bar: Any = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")
+    model.train()
+    start = time.perf_counter()
+    total = torch.zeros((), device=device)
+    for i, idx in enumerate(batches):
+        a, p, n = batch_triplets(labels[idx], generator)
+        triplets = (a.to(device), p.to(device), n.to(device))
+        x = train_x[idx.to(train_x.device)].to(device, non_blocking=True)
+        loss = train_step(
+            model, loss_fn, optimizer, x, triplets, config.defense, adversary, config.metric
+        )
+        total += loss
+        if bar is not None:
+            bar.update(1)
+            if (i + 1) % 10 == 0 or i + 1 == len(batches):
+                bar.set_postfix(loss=f"{float(total) / (i + 1):.4f}")
+    mean_loss = float(total) / len(batches)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    return {"epoch": epoch + 1, "loss": mean_loss, "time": elapsed, "batches": len(batches)}
+
+
+def build_adversary(config: TrainConfig, model: nn.Module) -> MaxShiftAttack | LinfPGD | None:
+    """The adversary of ``config.defense`` bound to ``model`` (``None`` for vanilla)."""
+    if config.defense is None:
+        return None
+    if config.defense == "madry":
+        return LinfPGD(eps=config.eps, alpha=config.pgd_alpha, steps=config.pgd_steps)
+    return MaxShiftAttack(
+        model, eps=config.eps, alpha=config.pgd_alpha, steps=config.pgd_steps, metric=config.metric
+    )
+
+
+def train_step(
+    model: nn.Module,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    inputs: Tensor,
+    triplets: Triplets,
+    defense: str | None = None,
+    adversary: MaxShiftAttack | LinfPGD | None = None,
+    metric: str = "cosine",
+) -> Tensor:
+    """One optimizer step on a batch and its in-batch triplets; returns the detached loss.
+
+    Parameters
+    ----------
+    model : nn.Module
+        In train mode.
+    loss_fn : callable
+        Ranking loss on embeddings ``(anchors, positives, negatives) -> scalar``.
+    optimizer : torch.optim.Optimizer
+    inputs : Tensor
+        ``[B, *S]`` batch on the model's device.
+    triplets : (Tensor, Tensor, Tensor)
+        Indices ``[M]`` into the batch (:func:`batch_triplets`).
+    defense : {None, "embedding-shift", "madry", "shift-suppress"}
+    adversary : MaxShiftAttack or LinfPGD, optional
+        Required by a defense (:func:`build_adversary`).
+    metric : str
+        The loss's distance (used by "madry").
+    """
+    loss: Tensor
+    if defense is None:
+        loss = vanilla_loss(model, loss_fn, inputs, triplets)
+    elif defense == "madry":
+        if not isinstance(adversary, LinfPGD):
+            raise TypeError(
+                f"defense='madry' needs a LinfPGD adversary, got {type(adversary).__name__}"
+            )
+        loss = madry_loss(model, loss_fn, inputs, triplets, adversary, metric)
+    else:
+        check_choice(defense, "defense", DEFENSES)
+        if not isinstance(adversary, MaxShiftAttack):
+            raise TypeError(
+                f"defense={defense!r} needs a MaxShiftAttack adversary, "
+                f"got {type(adversary).__name__}"
+            )
+        fn = embedding_shift_loss if defense == "embedding-shift" else shift_suppress_loss
+        loss = fn(model, loss_fn, inputs, triplets, adversary)
+    return apply_step(optimizer, loss)
+
+
+def _resolve_device(config: TrainConfig) -> torch.device:
+    if config.device is not None:
+        return torch.device(config.device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _check_data(train_x: Any, train_y: Any) -> None:
+    check_tensor(train_x, "train_x", min_ndim=2, floating=True)
+    check_tensor(train_y, "train_y", ndim=1, integer=True)
+    if train_y.shape[0] != train_x.shape[0]:
+        raise ValueError(
+            f"train_y must have one label per training input ({train_x.shape[0]}), "
+            f"got {train_y.shape[0]}"
+        )
+    check_unit_range(train_x, "train_x")
