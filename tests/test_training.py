@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rankattack import Gallery, LinfPGD, MaxShiftAttack
-from rankattack.datasets import load_digits
+from rankattack.data import load_digits
 from rankattack.defenses import (
     TripletAscentObjective,
     embedding_shift_step,
