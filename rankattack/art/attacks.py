@@ -79,6 +79,11 @@ class CandidateAttackART(RankingEvasionAttack):
             Candidates ``[N, *S]`` in ``[0, 1]``.
         y : numpy.ndarray or Tensor, optional
             Query embeddings ``[N, w, D]`` (the estimator's ``"candidate"`` encoding).
+        **kwargs
+            ``queries`` (see *Other Parameters*); any other keyword raises ``ValueError``.
+
+        Other Parameters
+        ----------------
         queries : numpy.ndarray or Tensor, optional
             Query images ``[N, w, *S]`` instead of ``y``.
         """
@@ -174,6 +179,12 @@ class QueryAttackART(RankingEvasionAttack):
         y : numpy.ndarray or Tensor, optional
             The chosen candidates: gallery indices ``[N, m]`` (int) or embeddings
             ``[N, m, D]`` (float). ``C_SP`` is chosen by the attack, not given.
+        **kwargs
+            ``candidates``, ``query_indices`` (see *Other Parameters*); any other keyword
+            raises ``ValueError``.
+
+        Other Parameters
+        ----------------
         candidates : numpy.ndarray or Tensor, optional
             Candidate images ``[N, m, *S]`` instead of ``y``.
         query_indices : numpy.ndarray or Tensor, optional

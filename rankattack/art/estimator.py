@@ -4,39 +4,34 @@ ART's gradient attacks only need ``loss_gradient(x, y)``; with a ranking objecti
 it, ``ProjectedGradientDescent`` and ``FastGradientMethod`` (their generic NumPy path, taken
 for non-classifier estimators) become ranking attacks. ART descends the loss when
 ``targeted=True``, so a targeted ART PGD with ``objective="candidate"`` is the paper's
-CA+ (Zhou et al., ECCV 2020, Eq. 4 and 6).
+CA+ (Zhou et al., ECCV 2020, Eq. 4 and 6). The forward pass (inputs, preprocessing and
+defences, predictions) is :class:`~rankattack.art.embedding.EmbeddingEstimator`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from art.estimators.pytorch import PyTorchEstimator
 from torch import Tensor, nn
 
 from rankattack._validation import check_choice, check_int, check_real
 from rankattack.art._convert import ArrayLike, as_tensor, check_art_param, like_input
-from rankattack.art._modules import EstimatorModel, NumpyPreprocessing, model_device
+from rankattack.art.embedding import EmbeddingEstimator
 from rankattack.art.losses import OBJECTIVES, LossCache, LossFn, build_loss, embedding_sets
 from rankattack.attacks.queryattack import DEFAULT_XI, semantic_set
-from rankattack.gallery import Gallery, check_embedding_output
+from rankattack.gallery import Gallery
 from rankattack.objectives import DIRECTIONS, CandidateObjective, QueryObjective
-from rankattack.wrappers import eval_mode
 
 __all__ = ["OBJECTIVES", "RankingEstimator"]
-
-logger = logging.getLogger(__name__)
 
 #: Distances the estimator accepts by name.
 METRICS = ("cosine", "euclidean")
 
 
-class RankingEstimator(PyTorchEstimator):
+class RankingEstimator(EmbeddingEstimator):
     """ART estimator wrapping a PyTorch embedding model with a ranking loss.
 
     ``predict(x)`` returns embeddings ``[N, D]``; ``loss_gradient(x, y)`` returns the
@@ -124,8 +119,7 @@ class RankingEstimator(PyTorchEstimator):
     """
 
     estimator_params: ClassVar[list[str]] = [
-        *PyTorchEstimator.estimator_params,
-        "input_shape",
+        *EmbeddingEstimator.estimator_params,
         "gallery",
         "objective",
         "direction",
@@ -151,38 +145,25 @@ class RankingEstimator(PyTorchEstimator):
         preprocessing: Any = None,
         device_type: str | None = None,
     ) -> None:
-        if not callable(model):
-            raise TypeError(f"model must be callable, got {type(model).__name__}")
-        device = model_device(model)
-        if device_type is None:
-            device_type = "gpu" if device.type == "cuda" else "cpu"
-        super().__init__(
-            model=model,
-            clip_values=clip_values,
-            channels_first=channels_first,
-            preprocessing_defences=preprocessing_defences,
-            postprocessing_defences=postprocessing_defences,
-            preprocessing=preprocessing,
-            device_type=device_type,
-        )
-        self._input_shape = tuple(input_shape) if isinstance(input_shape, Sequence) else input_shape
         self._gallery = gallery
         self._objective = objective
         self._direction = direction
         self._xi = xi
         self._sp_size = sp_size
         self._metric = metric
-        self._layer_names: list[str] = []
-        self._wrapped = EstimatorModel(self)
         self._cache = LossCache()
-        self._check_params()
+        super().__init__(
+            model,
+            input_shape,
+            channels_first=channels_first,
+            clip_values=clip_values,
+            preprocessing_defences=preprocessing_defences,
+            postprocessing_defences=postprocessing_defences,
+            preprocessing=preprocessing,
+            device_type=device_type,
+        )
 
     # parameters ---------------------------------------------------------------------
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one input sample."""
-        return self._input_shape
-
     @property
     def gallery(self) -> Gallery | None:
         """The candidate set X (embeddings made by this estimator), or ``None``."""
@@ -215,36 +196,8 @@ class RankingEstimator(PyTorchEstimator):
             return self._metric
         return self._gallery.metric if self._gallery is not None else "cosine"
 
-    @property
-    def embedding_model(self) -> nn.Module:
-        """``x -> model(preprocess(x))``: differentiable, for rankattack's own attacks."""
-        return self._wrapped
-
-    def set_params(self, **kwargs: Any) -> None:
-        """Set estimator parameters; on a bad value raise ``ValueError`` and keep the old ones."""
-        state = dict(self.__dict__)
-        operations = list(self.preprocessing_operations)
-        try:
-            super().set_params(**kwargs)
-        except (ValueError, TypeError):
-            self.__dict__.clear()
-            self.__dict__.update(state)
-            self.preprocessing_operations[:] = operations
-            raise
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        if not callable(self._model):
-            raise ValueError(f"model must be callable, got {type(self._model).__name__}")
-        if isinstance(self._input_shape, list):
-            self._input_shape = tuple(self._input_shape)
-        shape = self._input_shape
-        if not (
-            isinstance(shape, tuple)
-            and len(shape) >= 1
-            and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)
-        ):
-            raise ValueError(f"input_shape must be a tuple of positive ints, got {shape!r}")
+    def _check_subclass_params(self) -> None:
+        """Check the ranking parameters (called by :meth:`_check_params`)."""
         if self._gallery is not None and not isinstance(self._gallery, Gallery):
             raise ValueError(
                 f"gallery must be a rankattack.Gallery or None, got {type(self._gallery).__name__}"
@@ -261,89 +214,19 @@ class RankingEstimator(PyTorchEstimator):
                     f"metric={self._metric!r} differs from the gallery's metric "
                     f"{self._gallery.metric!r}"
                 )
-        if self.postprocessing_defences:
-            raise ValueError(
-                "postprocessing_defences are not supported: ART's postprocessors act on class "
-                "probabilities, RankingEstimator outputs embeddings"
-            )
-        # (re)bind what depends on the parameters: set_params may have replaced them
-        # a plain function or a parameterless module: keep the device ART chose from
-        # device_type instead of falling back to the CPU
-        chosen: torch.device | None = getattr(self, "_device", None)
-        self._device = model_device(self._model, default=chosen)
+
+    def _params_changed(self) -> None:
+        """Forget the cached losses: they were built with the old parameters."""
         self._cache.clear()
-        self._wrapped = EstimatorModel(self)
-        model = self._model
-        self._layer_names = (
-            [n for n, m in model.named_modules() if n and not any(m.children())]
-            if isinstance(model, nn.Module)
-            else []
-        )
 
-    # forward ------------------------------------------------------------------------
-    def _preprocess(self, x: Tensor) -> Tensor:
-        if not self.preprocessing_operations:
-            return x
-        if self.all_framework_preprocessing:
-            out, _ = self._apply_preprocessing(x, None, fit=False, no_grad=False)
-            return out
-        logger.debug("NumPy preprocessing defences: copying the inputs to the host")
-        return NumpyPreprocessing.apply(x, self)
-
-    def _embed(self, x: Tensor) -> Tensor:
-        out = self._model(self._preprocess(x))
-        return check_embedding_output(out, x.shape[0], "model")
-
-    def _inputs(self, x: Any, name: str = "x", extra: int = 0) -> Tensor:
-        """Validate ``[N, *extra axes, *input_shape]`` inputs; return them on the device."""
-        t = as_tensor(x, name, self._device)
-        want = t.dim() == 1 + extra + len(self.input_shape)
-        if not want or tuple(t.shape[1 + extra :]) != self.input_shape or t.shape[0] < 1:
-            lead = "N" + "".join(", k" for _ in range(extra))
+    # the gallery --------------------------------------------------------------------
+    def _need_gallery(self) -> Gallery:
+        if self._gallery is None:
             raise ValueError(
-                f"{name} must have shape [{lead}, {', '.join(map(str, self.input_shape))}] "
-                f"(input_shape={self.input_shape}) with N >= 1, got {tuple(t.shape)}"
+                f"objective={self._objective!r} needs a gallery: pass gallery= or call "
+                f"build_gallery(x) first"
             )
-        return t
-
-    def predict(
-        self, x: ArrayLike, batch_size: int = 128, training_mode: bool = False, **kwargs: Any
-    ) -> ArrayLike:
-        """Embeddings ``[N, D]`` of ``x`` (through preprocessing and defences).
-
-        Parameters
-        ----------
-        x : numpy.ndarray or Tensor
-            ``[N, *input_shape]``.
-        batch_size : int
-            Inputs per forward pass.
-        training_mode : bool
-            Run the model in training mode (default: eval mode, restored afterwards).
-
-        Returns
-        -------
-        numpy.ndarray or Tensor
-            Same kind as ``x`` (a tensor stays on its device).
-        """
-        batch_size = check_int(batch_size, "batch_size", low=1)
-        xt = self._inputs(x)
-        with torch.no_grad(), self._mode(training_mode):
-            emb = torch.cat(
-                [self._embed(xt[s : s + batch_size]) for s in range(0, xt.shape[0], batch_size)]
-            )
-        return like_input(emb, x)
-
-    def predict_sets(self, x: ArrayLike, batch_size: int = 128) -> ArrayLike:
-        """Embeddings ``[N, k, D]`` of sets of inputs ``[N, k, *input_shape]``.
-
-        The ``y`` of the ``"candidate"`` objective from query images ``[N, w, *S]``, or of
-        ``"query"`` from candidate images ``[N, m, *S]``.
-        """
-        xt = self._inputs(x, extra=1)
-        n, k = xt.shape[:2]
-        emb = self.predict(xt.flatten(0, 1), batch_size=batch_size)
-        assert isinstance(emb, Tensor)
-        return like_input(emb.view(n, k, -1), x)
+        return self._gallery
 
     def build_gallery(
         self,
@@ -363,23 +246,7 @@ class RankingEstimator(PyTorchEstimator):
         self._cache.clear()
         return self._gallery
 
-    @contextlib.contextmanager
-    def _mode(self, training_mode: bool, freeze: bool = False) -> Iterator[None]:
-        """Eval mode (or train mode) for the call; every module's mode restored after."""
-        with eval_mode(self._model, freeze=freeze):
-            if training_mode and isinstance(self._model, nn.Module):
-                self._model.train()
-            yield
-
     # ranking objectives -------------------------------------------------------------
-    def _need_gallery(self) -> Gallery:
-        if self._gallery is None:
-            raise ValueError(
-                f"objective={self._objective!r} needs a gallery: pass gallery= or call "
-                f"build_gallery(x) first"
-            )
-        return self._gallery
-
     def clear_cache(self) -> None:
         """Forget the losses built for recent ``y`` (rebuilt on the next call).
 
@@ -530,49 +397,6 @@ class RankingEstimator(PyTorchEstimator):
         if isinstance(reference, Tensor):
             return idx.to(reference.device)
         return idx.cpu().numpy()
-
-    # the rest of ART's estimator interface --------------------------------------------
-    def fit(
-        self, x: ArrayLike, y: ArrayLike, batch_size: int = 128, nb_epochs: int = 20, **kwargs: Any
-    ) -> None:
-        """Not supported: train the embedding model first, then wrap it."""
-        raise NotImplementedError(
-            "RankingEstimator wraps a trained embedding model for attacks and defences; train "
-            "the model with your own loop (e.g. a triplet loss), then wrap it"
-        )
-
-    def get_activations(
-        self,
-        x: ArrayLike,
-        layer: int | str,
-        batch_size: int = 128,
-        framework: bool = False,
-    ) -> ArrayLike:
-        """Output of a leaf module of the model (by index into ``layer_names`` or by name).
-
-        ``framework=True`` returns a tensor (with its graph) instead of a numpy array.
-        """
-        if not isinstance(self._model, nn.Module):
-            raise ValueError("get_activations needs the model to be a torch.nn.Module")
-        names = self._layer_names
-        if isinstance(layer, int) and not isinstance(layer, bool):
-            if not 0 <= layer < len(names):
-                raise ValueError(f"layer index must be in [0, {len(names) - 1}], got {layer}")
-            layer = names[layer]
-        if not isinstance(layer, str) or layer not in names:
-            raise ValueError(f"layer must be one of {names} or an index into them, got {layer!r}")
-        module = dict(self._model.named_modules())[layer]
-        xt = self._inputs(x)
-        outs: list[Tensor] = []
-        handle = module.register_forward_hook(lambda _m, _i, out: outs.append(out))
-        try:
-            with torch.set_grad_enabled(framework), self._mode(False):
-                for s in range(0, xt.shape[0], batch_size):
-                    self._embed(xt[s : s + batch_size])
-        finally:
-            handle.remove()
-        act = torch.cat(outs)
-        return act if framework else like_input(act, x)
 
     def __repr__(self) -> str:
         return (

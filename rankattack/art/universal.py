@@ -138,6 +138,12 @@ class UniversalRankAttackART(RankingEvasionAttack):
         y : numpy.ndarray or Tensor, optional
             Candidate targets: query embeddings ``[N, w, D]``. Query targets: gallery
             indices ``[N, m]`` (int) of the chosen candidates.
+        **kwargs
+            ``queries``, ``candidates``, ``query_indices`` (see *Other Parameters*); any
+            other keyword raises ``ValueError``.
+
+        Other Parameters
+        ----------------
         queries : numpy.ndarray or Tensor, optional
             Query images ``[N, w, *S]`` instead of ``y`` (target "candidate").
         candidates : numpy.ndarray or Tensor, optional
