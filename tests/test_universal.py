@@ -227,6 +227,24 @@ def test_save_load_roundtrip(tmp_path) -> None:
         other.load(tmp_path / "bad.pt")
 
 
+class _NotPlainData:
+    """An object torch's safe loader refuses to unpickle."""
+
+
+@pytest.mark.parametrize("kind", ["text", "object"])
+def test_load_of_an_unreadable_file_is_one_clear_error(tmp_path, kind: str) -> None:
+    path = tmp_path / "r.pt"
+    if kind == "text":
+        path.write_text("# not a torch file\n")
+    else:
+        torch.save({"format": "rankattack.universal/1", "x": _NotPlainData()}, path)
+    atk = UniversalRankAttack(linear_model(4), Gallery(torch.randn(8, 4)), eps=0.2)
+    with pytest.raises(ValueError, match="is not a readable universal perturbation") as exc:
+        atk.load(path)
+    assert "weights_only" not in str(exc.value) and "\n" not in str(exc.value)
+    assert exc.value.__cause__ is None
+
+
 def test_validation() -> None:
     model = linear_model()
     x = torch.rand(20, 1, 4, 4)

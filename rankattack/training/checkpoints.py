@@ -17,14 +17,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import pickle
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from rankattack._safeload import safe_load
 from rankattack.models import build_model
 from rankattack.training.config import TrainConfig
 
@@ -84,37 +83,11 @@ def _data_signature(train_x: Tensor, labels: Tensor) -> dict[str, Any]:
     }
 
 
-def _unreadable(path: Path, exc: Exception) -> ValueError:
-    """The one-line error of a file torch's safe loader does not read."""
-    if isinstance(exc, pickle.UnpicklingError):
-        # torch's own message advises turning the safe loader off: never pass that on
-        why = (
-            "torch's safe loader cannot read it (it is not a torch file, or it holds objects "
-            "other than tensors and plain Python values)"
-        )
-    else:
-        lines = str(exc).strip().splitlines()
-        detail = lines[0].split(". ")[0] if lines else ""
-        if "weights_only" in detail:
-            detail = ""
-        why = f"torch cannot read it ({type(exc).__name__}{': ' + detail if detail else ''})"
-    return ValueError(
-        f"{path} is not a readable rankattack training checkpoint (format {_FORMAT_VERSION}): {why}"
-    )
-
-
 def _read_checkpoint(path: Path, map_location: Any = None) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        with warnings.catch_warnings():
-            # a plain pickle (not torch.save's protocol) draws a warning before the error
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            data: dict[str, Any] = torch.load(path, map_location=map_location, weights_only=True)
-    except OSError:
-        raise
-    except Exception as exc:
-        raise _unreadable(path, exc) from None
+    what = f"rankattack training checkpoint (format {_FORMAT_VERSION})"
+    data = safe_load(path, what, map_location=map_location)
     if not isinstance(data, dict) or data.get("format") != _FORMAT_VERSION:
         raise ValueError(
             f"{path} is not a rankattack training checkpoint (format {_FORMAT_VERSION})"

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rankattack._safeload import safe_load
 from rankattack._validation import check_tensor
 
 __all__ = [
@@ -64,7 +65,7 @@ def load_perturbation(
     Raises ``ValueError`` if ``path`` holds no universal perturbation, or one fitted with
     other values of the ``expected`` parameters.
     """
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = safe_load(path, "universal perturbation", map_location="cpu")
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path} is not a universal perturbation saved by save()")
     params: dict[str, Any] = blob["params"]
