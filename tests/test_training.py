@@ -179,6 +179,43 @@ def test_resume_is_bit_identical(tmp_path: Path, defense: str | None) -> None:
     assert sorted(p.name for p in (tmp_path / "part").iterdir()) == [CHECKPOINT_NAME]
 
 
+class _KilledError(Exception):
+    """Stands for the process being killed in the middle of an epoch."""
+
+
+@pytest.mark.parametrize("defense", [None, "embedding-shift"])
+def test_a_run_killed_inside_an_epoch_resumes_bit_identically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, defense: str | None
+) -> None:
+    import rankattack.training.loop as loop
+
+    x, y = _blobs()
+    cfg = TrainConfig(**TINY, defense=defense, eps=0.1, alpha=0.05, steps=2)
+    full = train(cfg, x, y, out_dir=tmp_path / "full", progress=False)
+    steps_per_epoch = full.history[0]["batches"]
+    assert steps_per_epoch >= 2
+    real_step, calls = loop.train_step, []
+
+    def dying_step(*args, **kwargs):
+        if len(calls) == steps_per_epoch + 1:  # the second batch of epoch 2
+            raise _KilledError
+        calls.append(1)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", dying_step)
+    with pytest.raises(_KilledError):
+        train(cfg, x, y, out_dir=tmp_path / "part", progress=False, checkpoint_seconds=0.0)
+    saved = torch.load(tmp_path / "part" / CHECKPOINT_NAME, weights_only=True)
+    assert saved["epoch"] == 1 and saved["partial"]["next"] == 1  # inside epoch 2
+    monkeypatch.setattr(loop, "train_step", real_step)
+    resumed = train(cfg, x, y, out_dir=tmp_path / "part", progress=False)
+    assert resumed.complete
+    assert _same_weights(resumed.model, full.model)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
+    final = torch.load(tmp_path / "part" / CHECKPOINT_NAME, weights_only=True)
+    assert "partial" not in final  # written at the end of the last epoch
+
+
 def test_checkpoint_load_and_config_mismatch(tmp_path: Path) -> None:
     x, y = _blobs()
     cfg = TrainConfig(**{**TINY, "epochs": 1})

@@ -104,21 +104,26 @@ def _save_checkpoint(
     signature: dict[str, Any],
     generator: torch.Generator,
     device: torch.device,
+    partial: dict[str, Any] | None = None,
 ) -> None:
-    """Write the state after ``len(history)`` epochs atomically to ``path``."""
-    _save_atomic(
-        {
-            "format": _FORMAT_VERSION,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "config": config.to_dict(),
-            "epoch": len(history),
-            "history": history,
-            "data": signature,
-            "rng": _rng_states(generator, device),
-        },
-        path,
-    )
+    """Write the state after ``len(history)`` epochs atomically to ``path``.
+
+    ``partial`` is the state of an epoch in progress (its batches, the next batch, the
+    running loss and time), saved by a long epoch so that a kill loses little work.
+    """
+    state: dict[str, Any] = {
+        "format": _FORMAT_VERSION,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "config": config.to_dict(),
+        "epoch": len(history),
+        "history": history,
+        "data": signature,
+        "rng": _rng_states(generator, device),
+    }
+    if partial is not None:
+        state["partial"] = partial
+    _save_atomic(state, path)
 
 
 def _check_resumable(saved: TrainConfig, config: TrainConfig, path: Path) -> None:
@@ -142,8 +147,9 @@ def _resume(
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
     device: torch.device,
-) -> list[dict[str, Any]]:
-    """Restore a run from its checkpoint; returns the history of the finished epochs.
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Restore a run from its checkpoint: the finished epochs' history and the epoch in
+    progress (``None`` when the checkpoint was written at the end of an epoch).
 
     The checkpoint's config must match ``config`` (except ``epochs`` and ``device``)
     and its data signature ``signature``; the model, the optimizer, the sampler's
@@ -165,8 +171,14 @@ def _resume(
     if "cuda" in rng:
         rng["cuda"] = [s.cpu() for s in rng["cuda"]]
     _set_rng_states(rng, generator, device)
-    logger.info("resuming %s after epoch %d", path, len(history))
-    return history
+    partial = data.get("partial")
+    if partial is not None:
+        logger.info(
+            "resuming %s in epoch %d at batch %d", path, len(history) + 1, partial["next"] + 1
+        )
+    else:
+        logger.info("resuming %s after epoch %d", path, len(history))
+    return history, partial
 
 
 def load_checkpoint(

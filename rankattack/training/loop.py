@@ -6,7 +6,8 @@
 (:func:`~rankattack.training.samplers.batch_triplets`), and minimizes a ranking loss
 (:mod:`rankattack.losses`) with Adam, optionally under one of the defenses of
 :mod:`rankattack.defenses` (:func:`build_adversary` builds the defense's adversary,
-:func:`train_step` takes one step). After every epoch it checkpoints the run
+:func:`train_step` takes one step). After every epoch, and every
+``checkpoint_seconds`` inside a long epoch, it checkpoints the run
 (:mod:`rankattack.training.checkpoints`), so an interrupted run resumes where it stopped.
 """
 
@@ -16,13 +17,20 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from rankattack._validation import check_choice, check_int, check_tensor, check_unit_range
+from rankattack._validation import (
+    check_choice,
+    check_int,
+    check_real,
+    check_tensor,
+    check_unit_range,
+)
 from rankattack.attacks.maxshiftattack import MaxShiftAttack
 from rankattack.defenses import (
     DEFENSES,
@@ -58,6 +66,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     max_epochs_this_run: int | None = None,
+    checkpoint_seconds: float | None = 600.0,
 ) -> TrainResult:
     """Train a ranking model (vanilla or defended) and checkpoint it after every epoch.
 
@@ -79,6 +88,10 @@ def train(
     max_epochs_this_run : int, optional
         Stop after this many epochs in this call (the checkpoint lets a later call
         continue).
+    checkpoint_seconds : float or None, default 600
+        Inside an epoch, also checkpoint after the first batch that ends this many
+        seconds after the last checkpoint (``None``: only at the end of epochs). A run
+        resumed from such a checkpoint continues with the epoch's next batch.
 
     Returns
     -------
@@ -97,6 +110,8 @@ def train(
     _check_data(train_x, train_y)
     if max_epochs_this_run is not None:
         check_int(max_epochs_this_run, "max_epochs_this_run", low=0)
+    if checkpoint_seconds is not None:
+        check_real(checkpoint_seconds, "checkpoint_seconds", low=0.0)
     labels = train_y.detach().cpu()
     sampler = ClassBalancedSampler(labels, config.batch_size, config.samples_per_class)
     device = _resolve_device(config)
@@ -118,8 +133,9 @@ def train(
         )
         generator = torch.Generator().manual_seed(config.seed)
         history: list[dict[str, Any]] = []
+        partial: dict[str, Any] | None = None
         if path is not None and resume and path.exists():
-            history = _resume(path, config, signature, model, optimizer, generator, device)
+            history, partial = _resume(path, config, signature, model, optimizer, generator, device)
         if history and not all(math.isfinite(h["loss"]) for h in history):
             return TrainResult(model.eval(), config, history, path, diverged=True)
         loss_fn = get_loss(config.loss, config.metric, config.margin)
@@ -129,6 +145,21 @@ def train(
         if max_epochs_this_run is not None:
             stop = min(stop, len(history) + max_epochs_this_run)
         for epoch in range(len(history), stop):
+
+            def save_partial(state: dict[str, Any]) -> None:
+                if path is not None:
+                    _save_checkpoint(
+                        path,
+                        model,
+                        optimizer,
+                        config,
+                        history,
+                        signature,
+                        generator,
+                        device,
+                        partial=state,
+                    )
+
             entry = _run_epoch(
                 model,
                 loss_fn,
@@ -142,7 +173,11 @@ def train(
                 device,
                 epoch,
                 progress,
+                resume_from=partial,
+                save_partial=save_partial if path is not None else None,
+                checkpoint_seconds=checkpoint_seconds,
             )
+            partial = None
             history.append(entry)
             logger.info(
                 "epoch %d/%d: loss %.4f, %.1f s",
@@ -177,17 +212,35 @@ def _run_epoch(
     device: torch.device,
     epoch: int,
     progress: bool,
+    resume_from: dict[str, Any] | None = None,
+    save_partial: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint_seconds: float | None = None,
 ) -> dict[str, Any]:
-    batches = sampler.epoch(generator)
+    if resume_from is not None:
+        batches = resume_from["batches"]
+        first = int(resume_from["next"])
+        total = resume_from["total"].to(device)
+        done_before = float(resume_from["elapsed"])
+    else:
+        batches = sampler.epoch(generator)
+        first = 0
+        total = torch.zeros((), device=device)
+        done_before = 0.0
     bar: Any = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch")
+        bar = tqdm(
+            total=len(batches),
+            initial=first,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="batch",
+        )
     model.train()
     start = time.perf_counter()
-    total = torch.zeros((), device=device)
-    for i, idx in enumerate(batches):
+    last_save = start
+    for i in range(first, len(batches)):
+        idx = batches[i]
         a, p, n = batch_triplets(labels[idx], generator)
         triplets = (a.to(device), p.to(device), n.to(device))
         x = train_x[idx.to(train_x.device)].to(device, non_blocking=True)
@@ -199,10 +252,27 @@ def _run_epoch(
             bar.update(1)
             if (i + 1) % 10 == 0 or i + 1 == len(batches):
                 bar.set_postfix(loss=f"{float(total) / (i + 1):.4f}")
+        now = time.perf_counter()
+        if (
+            save_partial is not None
+            and checkpoint_seconds is not None
+            and i + 1 < len(batches)
+            and now - last_save >= checkpoint_seconds
+        ):
+            save_partial(
+                {
+                    "epoch": epoch,
+                    "batches": batches,
+                    "next": i + 1,
+                    "total": total.detach().cpu(),
+                    "elapsed": done_before + now - start,
+                }
+            )
+            last_save = time.perf_counter()
     mean_loss = float(total) / len(batches)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    elapsed = time.perf_counter() - start
+    elapsed = done_before + time.perf_counter() - start
     if bar is not None:
         bar.close()
     return {"epoch": epoch + 1, "loss": mean_loss, "time": elapsed, "batches": len(batches)}
