@@ -1,44 +1,80 @@
-"""Adversarial training of ranking models: the embedding-shift defense and alternatives.
+"""Defenses of ranking models: one interface, ``(model, images, labels) -> training loss``.
 
-One module per defense:
+``defense.loss(model, images, labels)`` is a training loss for any loop (a plain PyTorch loop,
+:func:`rankattack.training.train`, a pytorch-metric-learning loop). One module per defense:
 
-* :mod:`~rankattack.defenses.embeddingshift`, **embedding-shift** (the paper's defense,
-  Sec. 3.3, Eq. 13): every image of a training triplet ``(q, c_p, c_n)`` is replaced by
-  its maximum-shift adversary ``x + argmax_{r in Gamma} d(f(x + r), f(x))``
-  (:class:`~rankattack.MaxShiftAttack`, computed with the model in eval mode and the
-  clean embedding held fixed), then the usual ranking loss is applied to the adversarial
-  triplet. The paper reports that its training loss converges.
-* :mod:`~rankattack.defenses.madry`, **madry** (Appendix H.1, Eq. 19; *less stable*):
-  the anchor is replaced by the adversary that maximizes the triplet loss against the
-  clean ``c_p, c_n``. The paper reports that this loss always diverges.
-* :mod:`~rankattack.defenses.shiftsuppress`, **shift-suppress** (Appendix H.3, Eq. 22;
-  *less stable*): the clean ranking loss plus the maximum embedding shift of the three
-  images. The paper reports it helps cosine models but may numerically explode with
-  Euclidean distance.
-* :mod:`~rankattack.defenses.vanilla`: no defense, the clean ranking loss.
+* :mod:`~rankattack.defenses.embeddingshift`, **EST** (the paper's defense, Zhou et al.,
+  ECCV 2020, Sec. 3.3, Eq. 13): every image of the batch is replaced by its maximum-shift
+  adversary (:class:`~rankattack.MaxShiftAttack`), and the ranking loss is applied to the
+  adversarial triplets (:class:`EmbeddingShiftDefense`).
+* :mod:`~rankattack.defenses.anticollapse`, **ACT** (anti-collapse triplet, robrank, T-PAMI
+  2024): the positive and negative of each triplet are perturbed together to collapse onto
+  each other, and the triplet loss keeps them apart around the benign anchor
+  (:class:`AntiCollapseDefense`).
+* :mod:`~rankattack.defenses.hardnessmanipulation`, **HM** with gradual adversary and
+  intra-class structure (CVPR 2022): the triplets are perturbed to a destination hardness that
+  follows the training progress (:class:`HardnessManipulationDefense`).
+* :mod:`~rankattack.defenses.madry` (Appendix H.1, Eq. 19) and
+  :mod:`~rankattack.defenses.shiftsuppress` (Appendix H.3, Eq. 22): the paper's *less stable*
+  alternatives (:class:`MadryDefense`, :class:`ShiftSuppressDefense`).
+* :mod:`~rankattack.defenses.vanilla`: no defense, the clean ranking loss
+  (:class:`VanillaDefense`).
 
-Each defense is a *loss* function of a batch and its triplets (what the training loop
-calls) and a *step* function for users with their own loop (explicit triplets in, one
-optimizer step, the detached loss out); :mod:`~rankattack.defenses.base` holds what
-they share.
+:mod:`~rankattack.defenses.miners` holds the in-batch triplet miners (random, robrank's SPC-2
+and soft-hard), :mod:`~rankattack.defenses.registry` the names the training loop understands,
+:mod:`~rankattack.defenses.base` the interface and what the defenses share. The functional API
+of the earlier versions (``embedding_shift_loss`` / ``embedding_shift_step`` and so on: a loss
+of a batch with explicit triplet indices, and one optimizer step on explicit triplets) is kept;
+each function builds the defense object and calls it.
 """
 
 from __future__ import annotations
 
-from rankattack.defenses.base import DEFENSES, Triplets
-from rankattack.defenses.embeddingshift import embedding_shift_loss, embedding_shift_step
-from rankattack.defenses.madry import TripletAscentObjective, madry_loss, madry_step
-from rankattack.defenses.shiftsuppress import shift_suppress_loss, shift_suppress_step
-from rankattack.defenses.vanilla import vanilla_loss, vanilla_step
+from rankattack.defenses.anticollapse import AntiCollapseDefense, PairCollapseObjective
+from rankattack.defenses.base import DEFENSES, Defense, TripletMiner, Triplets
+from rankattack.defenses.embeddingshift import (
+    EmbeddingShiftDefense,
+    embedding_shift_loss,
+    embedding_shift_step,
+)
+from rankattack.defenses.hardnessmanipulation import (
+    HardnessManipulationDefense,
+    HardnessObjective,
+    gradual_destination,
+)
+from rankattack.defenses.madry import MadryDefense, TripletAscentObjective, madry_loss, madry_step
+from rankattack.defenses.miners import RandomTripletMiner, SoftHardTripletMiner, random_triplets
+from rankattack.defenses.registry import build_defense
+from rankattack.defenses.shiftsuppress import (
+    ShiftSuppressDefense,
+    shift_suppress_loss,
+    shift_suppress_step,
+)
+from rankattack.defenses.vanilla import VanillaDefense, vanilla_loss, vanilla_step
 
 __all__ = [
     "DEFENSES",
+    "AntiCollapseDefense",
+    "Defense",
+    "EmbeddingShiftDefense",
+    "HardnessManipulationDefense",
+    "HardnessObjective",
+    "MadryDefense",
+    "PairCollapseObjective",
+    "RandomTripletMiner",
+    "ShiftSuppressDefense",
+    "SoftHardTripletMiner",
     "TripletAscentObjective",
+    "TripletMiner",
     "Triplets",
+    "VanillaDefense",
+    "build_defense",
     "embedding_shift_loss",
     "embedding_shift_step",
+    "gradual_destination",
     "madry_loss",
     "madry_step",
+    "random_triplets",
     "shift_suppress_loss",
     "shift_suppress_step",
     "vanilla_loss",

@@ -4,18 +4,45 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from rankattack.defenses.base import (
-    LossFn,
-    Triplets,
-    apply_step,
-    embed_triplets,
-    stack_triplets,
-)
+from rankattack.defenses.base import Defense, LossFn, Triplets, TripletSelector, step_of
 
-__all__ = ["vanilla_loss", "vanilla_step"]
+__all__ = ["VanillaDefense", "vanilla_loss", "vanilla_step"]
+
+
+class VanillaDefense(Defense):
+    """No defense, under the defense interface: the ranking loss of the clean triplets.
+
+    Every batch image is embedded once (in the model's current mode), the miner picks the
+    triplets on those embeddings, and the ranking loss is applied to them. The baseline the
+    defenses are compared against.
+
+    Parameters
+    ----------
+    metric, margin, ranking_loss, miner
+        See :class:`~rankattack.defenses.base.Defense`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rankattack.models import C2F1
+    >>> model = C2F1(embedding_dim=8)
+    >>> loss = VanillaDefense().loss(model, torch.rand(4, 1, 28, 28), torch.tensor([0, 0, 1, 1]))
+    >>> loss.shape
+    torch.Size([])
+    """
+
+    name = ""
+
+    def _loss(
+        self, model: Callable[[Tensor], Tensor], inputs: Tensor, select: TripletSelector
+    ) -> Tensor:
+        emb = model(inputs)
+        a, p, n = select(emb.detach())
+        if a.shape[0] == 0:
+            return self._no_triplets(inputs)
+        return self.ranking_loss(emb[a], emb[p], emb[n])
 
 
 def vanilla_loss(
@@ -34,17 +61,11 @@ def vanilla_loss(
     triplets : (Tensor, Tensor, Tensor)
         Anchor, positive and negative indices ``[M]`` into the batch.
     """
-    return loss_fn(*embed_triplets(model, inputs, triplets))
+    return VanillaDefense(ranking_loss=loss_fn).triplet_loss(model, inputs, triplets)
 
 
-def vanilla_step(
-    model: nn.Module,
-    loss_fn: LossFn,
-    optimizer: torch.optim.Optimizer,
-    anchors: Tensor,
-    positives: Tensor,
-    negatives: Tensor,
-) -> Tensor:
-    """One optimizer step on clean triplets of inputs ``[M, *S]``; returns the loss."""
-    inputs, triplets = stack_triplets(anchors, positives, negatives)
-    return apply_step(optimizer, vanilla_loss(model, loss_fn, inputs, triplets))
+vanilla_step = step_of(vanilla_loss)
+"""One optimizer step on clean triplets of inputs ``[M, *S]``; returns the loss.
+
+``vanilla_step(model, loss_fn, optimizer, anchors, positives, negatives)``.
+"""

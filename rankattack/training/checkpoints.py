@@ -2,7 +2,8 @@
 
 After every epoch :func:`~rankattack.training.train` writes ``checkpoint.pt``
 (:data:`CHECKPOINT_NAME`) atomically: the model and optimizer state, the config, the
-history, a signature of the training data and every random-number state. A run that
+history, a signature of the training data, every random-number state and the state the
+defense carries between steps (the gradual adversary's previous loss of HM). A run that
 finds it resumes where it stopped (when the config and data match) and ends with the
 weights an uninterrupted run would have produced. :func:`load_checkpoint` rebuilds the
 trained model.
@@ -24,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from rankattack._safeload import safe_load
+from rankattack.defenses import Defense
 from rankattack.models import build_model
 from rankattack.training.config import TrainConfig
 
@@ -104,6 +106,7 @@ def _save_checkpoint(
     signature: dict[str, Any],
     generator: torch.Generator,
     device: torch.device,
+    defense: Defense,
     partial: dict[str, Any] | None = None,
 ) -> None:
     """Write the state after ``len(history)`` epochs atomically to ``path``.
@@ -120,6 +123,7 @@ def _save_checkpoint(
         "history": history,
         "data": signature,
         "rng": _rng_states(generator, device),
+        "defense": defense.state_dict(),
     }
     if partial is not None:
         state["partial"] = partial
@@ -127,10 +131,11 @@ def _save_checkpoint(
 
 
 def _check_resumable(saved: TrainConfig, config: TrainConfig, path: Path) -> None:
+    old, new = saved.effective(), config.effective()
     diff = [
-        f"{f.name}: {getattr(saved, f.name)!r} -> {getattr(config, f.name)!r}"
+        f"{f.name}: {old[f.name]!r} -> {new[f.name]!r}"
         for f in dataclasses.fields(TrainConfig)
-        if f.name not in _RESUMABLE_CHANGES and getattr(saved, f.name) != getattr(config, f.name)
+        if f.name not in _RESUMABLE_CHANGES and old[f.name] != new[f.name]
     ]
     if diff:
         raise ValueError(
@@ -147,12 +152,14 @@ def _resume(
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
     device: torch.device,
+    defense: Defense,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Restore a run from its checkpoint: the finished epochs' history and the epoch in
     progress (``None`` when the checkpoint was written at the end of an epoch).
 
-    The checkpoint's config must match ``config`` (except ``epochs`` and ``device``)
-    and its data signature ``signature``; the model, the optimizer, the sampler's
+    The checkpoint's config must match ``config`` (except ``epochs`` and ``device``, and
+    settings left at their default that resolve to the same values) and its data signature
+    ``signature``; the model, the optimizer, the defense's state, the sampler's
     ``generator`` and the global random-number states continue where they stopped.
     """
     data = _read_checkpoint(path, map_location=device)
@@ -164,6 +171,7 @@ def _resume(
         )
     model.load_state_dict(data["model"])
     optimizer.load_state_dict(data["optimizer"])
+    defense.load_state_dict(data.get("defense", {}))
     history = list(data["history"])
     rng = data["rng"]
     rng["sampler"] = rng["sampler"].cpu()

@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from rankattack._validation import check_choice, check_int, check_real
-from rankattack.defenses import DEFENSES
+from rankattack.defenses.base import canonical_defense
+from rankattack.defenses.miners import MINERS
+from rankattack.defenses.registry import DEFAULT_MINERS, TRAINING_DEFAULTS
 from rankattack.distances import get_distance
 from rankattack.losses import LOSS_NAMES
 from rankattack.models import MODEL_NAMES
@@ -26,9 +28,9 @@ class TrainConfig:
 
     Parameters
     ----------
-    model : {"c2f1", "lenet", "resnet18"}, default "c2f1"
+    model : {"c2f1", "c2f2", "lenet", "resnet18"}, default "c2f1"
     embedding_dim : int, optional
-        Default the model's own (1024 / 128 / 512).
+        Default the model's own (1024 / 512 / 128 / 512).
     in_channels : int, default 1
     loss : {"triplet", "contrastive"}, default "triplet"
     metric : {"cosine", "euclidean"}, default "cosine"
@@ -47,14 +49,24 @@ class TrainConfig:
         Seeds the weights, the sampling and the adversary's noise.
     device : str, optional
         Default ``"cuda"`` when available, else the CPU.
-    defense : {None, "embedding-shift", "madry", "shift-suppress"}
-        ``None`` trains a vanilla model; see :mod:`rankattack.defenses`.
-    eps : float, default 0.3
-        L-inf radius of the defense's adversary.
+    defense : {None, "est", "act", "hm", "madry", "shift-suppress"}
+        ``None`` trains a vanilla model; see :mod:`rankattack.defenses` ("embedding-shift" is
+        another name of "est" and is stored as "est").
+    eps : float, optional
+        L-inf radius of the defense's adversary. Default (with ``alpha`` and ``steps``) the
+        defense's 28x28 settings (:data:`rankattack.defenses.registry.TRAINING_DEFAULTS`):
+        77/255, 3/255 and 32 steps for "est", "act" and "hm" (robrank's), 0.3 with the
+        paper's schedule for "madry" and "shift-suppress".
     alpha, steps : optional
-        PGD step size and iterations of the adversary; default the paper's schedule
-        (:func:`rankattack.pgd.default_alpha`, :func:`~rankattack.pgd.default_steps`:
-        0.01 and 30 for eps = 0.3).
+        PGD step size and iterations of the adversary. When ``eps`` is given, default the
+        paper's schedule for it (:func:`rankattack.pgd.default_alpha`,
+        :func:`~rankattack.pgd.default_steps`: 0.01 and 30 for eps = 0.3).
+    miner : {None, "random", "spc2", "softhard"}
+        The in-batch triplet miner (:mod:`rankattack.defenses.miners`): "random", one triplet
+        per image; "spc2", robrank's SPC-2 miner (every other image an anchor, its pair partner
+        the positive, a random negative); "softhard", robrank's soft-hard SPC-2 miner. Default
+        the defense's own: "spc2" for "act", "softhard" for "hm", "random" otherwise. For
+        "spc2" and "softhard", ``samples_per_class`` 2 gives robrank's SPC-2 batches.
     """
 
     model: str = "c2f1"
@@ -71,9 +83,10 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     defense: str | None = None
-    eps: float = 0.3
+    eps: float | None = None
     alpha: float | None = None
     steps: int | None = None
+    miner: str | None = None
 
     def __post_init__(self) -> None:
         check_choice(self.model, "model", MODEL_NAMES)
@@ -99,22 +112,61 @@ class TrainConfig:
         if self.device is not None:
             torch.device(self.device)  # raises on a malformed device string
         if self.defense is not None:
-            check_choice(self.defense, "defense", DEFENSES)
-        check_real(self.eps, "eps", low=0.0)
+            self.defense = canonical_defense(self.defense)
+        if self.eps is not None:
+            check_real(self.eps, "eps", low=0.0)
         if self.alpha is not None:
             check_real(self.alpha, "alpha", low=0.0, low_open=True)
         if self.steps is not None:
             check_int(self.steps, "steps", low=1)
+        if self.miner is not None:
+            check_choice(self.miner, "miner", MINERS)
+
+    def _defaults(self) -> tuple[float, float | None, int | None]:
+        """The defense's ``(eps, alpha, steps)`` when no eps is given (None: the schedule)."""
+        if self.eps is not None:
+            return float(self.eps), None, None
+        return TRAINING_DEFAULTS.get(self.defense or "est", (0.3, None, None))
+
+    @property
+    def pgd_eps(self) -> float:
+        """The adversary's L-inf radius actually used."""
+        return self._defaults()[0]
 
     @property
     def pgd_alpha(self) -> float:
         """The adversary's step size actually used."""
-        return default_alpha(self.eps) if self.alpha is None else float(self.alpha)
+        if self.alpha is not None:
+            return float(self.alpha)
+        alpha = self._defaults()[1]
+        return default_alpha(self.pgd_eps) if alpha is None else alpha
 
     @property
     def pgd_steps(self) -> int:
         """The adversary's number of iterations actually used."""
-        return default_steps(self.eps, self.pgd_alpha) if self.steps is None else self.steps
+        if self.steps is not None:
+            return self.steps
+        steps = self._defaults()[2]
+        return default_steps(self.pgd_eps, self.pgd_alpha) if steps is None else steps
+
+    @property
+    def triplet_miner(self) -> str:
+        """The name of the miner actually used."""
+        return self.miner or DEFAULT_MINERS[self.defense or ""]
+
+    def effective(self) -> dict[str, Any]:
+        """:meth:`to_dict` with the settings actually used in place of the defaults.
+
+        Two configs that train the same way have the same ``effective()`` (what a resumed
+        run is checked against); the adversary's settings are left out without a defense.
+        """
+        out = self.to_dict()
+        out["miner"] = self.triplet_miner
+        if self.defense is None:
+            out["eps"] = out["alpha"] = out["steps"] = None
+        else:
+            out["eps"], out["alpha"], out["steps"] = self.pgd_eps, self.pgd_alpha, self.pgd_steps
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain JSON-serializable dict."""

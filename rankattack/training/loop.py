@@ -3,9 +3,9 @@
 :func:`train` samples class-balanced batches (P classes x K images,
 :class:`~rankattack.training.samplers.ClassBalancedSampler`), mines one triplet
 ``(q, c_p, c_n)`` per image inside each batch
-(:func:`~rankattack.training.samplers.batch_triplets`), and minimizes a ranking loss
-(:mod:`rankattack.losses`) with Adam, optionally under one of the defenses of
-:mod:`rankattack.defenses` (:func:`build_adversary` builds the defense's adversary,
+(:func:`~rankattack.training.samplers.batch_triplets`, or the miner the config names), and
+minimizes a ranking loss (:mod:`rankattack.losses`) with Adam, optionally under one of the
+defenses of :mod:`rankattack.defenses` (:func:`make_defense` builds the config's defense,
 :func:`train_step` takes one step). After every epoch, and every
 ``checkpoint_seconds`` inside a long epoch, it checkpoints the run
 (:mod:`rankattack.training.checkpoints`), so an interrupted run resumes where it stopped.
@@ -25,7 +25,6 @@ import torch
 from torch import Tensor, nn
 
 from rankattack._validation import (
-    check_choice,
     check_int,
     check_real,
     check_tensor,
@@ -33,14 +32,16 @@ from rankattack._validation import (
 )
 from rankattack.attacks.maxshiftattack import MaxShiftAttack
 from rankattack.defenses import (
-    DEFENSES,
+    Defense,
     Triplets,
+    build_defense,
     embedding_shift_loss,
     madry_loss,
     shift_suppress_loss,
     vanilla_loss,
 )
-from rankattack.defenses.base import LossFn, apply_step
+from rankattack.defenses.base import LossFn, apply_step, canonical_defense
+from rankattack.defenses.miners import get_miner
 from rankattack.losses import get_loss
 from rankattack.models import build_model
 from rankattack.pgd import LinfPGD
@@ -51,9 +52,9 @@ from rankattack.training.checkpoints import (
     _save_checkpoint,
 )
 from rankattack.training.config import TrainConfig, TrainResult
-from rankattack.training.samplers import ClassBalancedSampler, batch_triplets
+from rankattack.training.samplers import ClassBalancedSampler
 
-__all__ = ["build_adversary", "train", "train_step"]
+__all__ = ["build_adversary", "make_defense", "train", "train_step"]
 
 logger = logging.getLogger(__name__)
 
@@ -132,14 +133,15 @@ def train(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
         generator = torch.Generator().manual_seed(config.seed)
+        defense = make_defense(config, generator)
         history: list[dict[str, Any]] = []
         partial: dict[str, Any] | None = None
         if path is not None and resume and path.exists():
-            history, partial = _resume(path, config, signature, model, optimizer, generator, device)
+            history, partial = _resume(
+                path, config, signature, model, optimizer, generator, device, defense
+            )
         if history and not all(math.isfinite(h["loss"]) for h in history):
             return TrainResult(model.eval(), config, history, path, diverged=True)
-        loss_fn = get_loss(config.loss, config.metric, config.margin)
-        adversary = build_adversary(config, model)
         diverged = False
         stop = config.epochs
         if max_epochs_this_run is not None:
@@ -157,14 +159,14 @@ def train(
                         signature,
                         generator,
                         device,
+                        defense,
                         partial=state,
                     )
 
             entry = _run_epoch(
                 model,
-                loss_fn,
                 optimizer,
-                adversary,
+                defense,
                 config,
                 sampler,
                 generator,
@@ -188,7 +190,7 @@ def train(
             )
             if path is not None:
                 _save_checkpoint(
-                    path, model, optimizer, config, history, signature, generator, device
+                    path, model, optimizer, config, history, signature, generator, device, defense
                 )
             if not math.isfinite(entry["loss"]):
                 logger.warning(
@@ -201,9 +203,8 @@ def train(
 
 def _run_epoch(
     model: nn.Module,
-    loss_fn: LossFn,
     optimizer: torch.optim.Optimizer,
-    adversary: MaxShiftAttack | LinfPGD | None,
+    defense: Defense,
     config: TrainConfig,
     sampler: ClassBalancedSampler,
     generator: torch.Generator,
@@ -241,12 +242,8 @@ def _run_epoch(
     last_save = start
     for i in range(first, len(batches)):
         idx = batches[i]
-        a, p, n = batch_triplets(labels[idx], generator)
-        triplets = (a.to(device), p.to(device), n.to(device))
         x = train_x[idx.to(train_x.device)].to(device, non_blocking=True)
-        loss = train_step(
-            model, loss_fn, optimizer, x, triplets, config.defense, adversary, config.metric
-        )
+        loss = train_step(model, None, optimizer, x, None, defense, labels=labels[idx])
         total += loss
         if bar is not None:
             bar.update(1)
@@ -278,26 +275,48 @@ def _run_epoch(
     return {"epoch": epoch + 1, "loss": mean_loss, "time": elapsed, "batches": len(batches)}
 
 
+def make_defense(config: TrainConfig, generator: torch.Generator | None = None) -> Defense:
+    """The defense ``config`` trains with (a :class:`~rankattack.defenses.VanillaDefense`
+    without one): its ranking loss, its miner (drawing from ``generator``) and its adversary's
+    settings (:attr:`TrainConfig.pgd_eps`, ``pgd_alpha``, ``pgd_steps``)."""
+    kwargs: dict[str, Any] = {
+        "metric": config.metric,
+        "margin": config.margin,
+        "ranking_loss": get_loss(config.loss, config.metric, config.margin),
+        "miner": get_miner(config.triplet_miner, config.metric, generator),
+    }
+    if config.defense is not None:
+        kwargs.update(eps=config.pgd_eps, alpha=config.pgd_alpha, steps=config.pgd_steps)
+    return build_defense(config.defense, **kwargs)
+
+
 def build_adversary(config: TrainConfig, model: nn.Module) -> MaxShiftAttack | LinfPGD | None:
-    """The adversary of ``config.defense`` bound to ``model`` (``None`` for vanilla)."""
+    """The adversary of ``config.defense`` bound to ``model`` (``None`` for vanilla).
+
+    A :class:`~rankattack.MaxShiftAttack` for "est" and "shift-suppress", a
+    :class:`~rankattack.LinfPGD` for the others (for :func:`train_step` with a defense name).
+    """
     if config.defense is None:
         return None
-    if config.defense == "madry":
-        return LinfPGD(eps=config.eps, alpha=config.pgd_alpha, steps=config.pgd_steps)
-    return MaxShiftAttack(
-        model, eps=config.eps, alpha=config.pgd_alpha, steps=config.pgd_steps, metric=config.metric
-    )
+    if config.defense in ("est", "shift-suppress"):
+        return MaxShiftAttack(
+            model, eps=config.pgd_eps, alpha=config.pgd_alpha, steps=config.pgd_steps,
+            metric=config.metric,
+        )  # fmt: skip
+    return LinfPGD(eps=config.pgd_eps, alpha=config.pgd_alpha, steps=config.pgd_steps)
 
 
 def train_step(
     model: nn.Module,
-    loss_fn: LossFn,
+    loss_fn: LossFn | None,
     optimizer: torch.optim.Optimizer,
     inputs: Tensor,
-    triplets: Triplets,
-    defense: str | None = None,
+    triplets: Triplets | None,
+    defense: str | Defense | None = None,
     adversary: MaxShiftAttack | LinfPGD | None = None,
     metric: str = "cosine",
+    *,
+    labels: Tensor | None = None,
 ) -> Tensor:
     """One optimizer step on a batch and its in-batch triplets; returns the detached loss.
 
@@ -306,21 +325,44 @@ def train_step(
     model : nn.Module
         In train mode.
     loss_fn : callable
-        Ranking loss on embeddings ``(anchors, positives, negatives) -> scalar``.
+        Ranking loss on embeddings ``(anchors, positives, negatives) -> scalar`` (unused
+        when ``defense`` is a :class:`~rankattack.defenses.Defense`, which has its own).
     optimizer : torch.optim.Optimizer
     inputs : Tensor
         ``[B, *S]`` batch on the model's device.
-    triplets : (Tensor, Tensor, Tensor)
-        Indices ``[M]`` into the batch (:func:`batch_triplets`).
-    defense : {None, "embedding-shift", "madry", "shift-suppress"}
+    triplets : (Tensor, Tensor, Tensor) or None
+        Indices ``[M]`` into the batch (:func:`batch_triplets`); ``None`` with a
+        :class:`~rankattack.defenses.Defense` and ``labels``: its miner picks them.
+    defense : Defense, or {None, "est", "embedding-shift", "madry", "shift-suppress"}
+        A defense object (e.g. :func:`make_defense`), or the name of a stateless defense
+        with its ``adversary``.
     adversary : MaxShiftAttack or LinfPGD, optional
-        Required by a defense (:func:`build_adversary`).
+        Required by a defense name (:func:`build_adversary`).
     metric : str
         The loss's distance (used by "madry").
+    labels : Tensor, optional
+        ``[B]`` labels of the batch, for a defense object's miner.
     """
     loss: Tensor
+    if isinstance(defense, Defense):
+        if triplets is not None:
+            loss = defense.triplet_loss(model, inputs, triplets)
+        elif labels is None:
+            raise ValueError("labels: a defense without triplets needs the batch's labels")
+        else:
+            loss = defense.loss(model, inputs, labels, check=False)
+        return apply_step(optimizer, loss)
+    if loss_fn is None or triplets is None:
+        raise ValueError("loss_fn and triplets are needed unless defense is a Defense object")
+    if defense is not None:
+        defense = canonical_defense(defense)
     if defense is None:
         loss = vanilla_loss(model, loss_fn, inputs, triplets)
+    elif defense in ("act", "hm"):
+        raise ValueError(
+            f"defense={defense!r} by name is not supported here: pass the defense object "
+            f"(rankattack.defenses.build_defense({defense!r}, ...)), which keeps its state"
+        )
     elif defense == "madry":
         if not isinstance(adversary, LinfPGD):
             raise TypeError(
@@ -328,13 +370,12 @@ def train_step(
             )
         loss = madry_loss(model, loss_fn, inputs, triplets, adversary, metric)
     else:
-        check_choice(defense, "defense", DEFENSES)
         if not isinstance(adversary, MaxShiftAttack):
             raise TypeError(
                 f"defense={defense!r} needs a MaxShiftAttack adversary, "
                 f"got {type(adversary).__name__}"
             )
-        fn = embedding_shift_loss if defense == "embedding-shift" else shift_suppress_loss
+        fn = embedding_shift_loss if defense == "est" else shift_suppress_loss
         loss = fn(model, loss_fn, inputs, triplets, adversary)
     return apply_step(optimizer, loss)
 

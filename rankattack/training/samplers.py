@@ -15,6 +15,7 @@ from torch import Tensor
 
 from rankattack._validation import check_int, check_tensor
 from rankattack.defenses import Triplets
+from rankattack.defenses.miners import random_triplets
 
 __all__ = ["ClassBalancedSampler", "batch_triplets"]
 
@@ -26,7 +27,8 @@ def batch_triplets(labels: Tensor, generator: torch.Generator | None = None) -> 
 
     Every image that has another image of its class in the batch is an anchor; its
     positive is a uniformly drawn other image of its class and its negative a uniformly
-    drawn image of another class.
+    drawn image of another class (:func:`rankattack.defenses.miners.random_triplets` with
+    ``anchors="all"``; the training loop's miner "random").
 
     Parameters
     ----------
@@ -54,27 +56,7 @@ def batch_triplets(labels: Tensor, generator: torch.Generator | None = None) -> 
     >>> p.tolist()
     [1, 0, 3, 2]
     """
-    check_tensor(labels, "labels", ndim=1, integer=True)
-    b = labels.shape[0]
-    same = labels.unsqueeze(1) == labels.unsqueeze(0)
-    pos_mask = same & ~torch.eye(b, dtype=torch.bool, device=labels.device)
-    neg_mask = ~same
-    if b == 0 or not bool(neg_mask.any()):
-        classes = labels.unique().tolist() if b else []
-        raise ValueError(
-            f"labels: a batch must hold at least two classes to form triplets, got "
-            f"{b} labels of classes {classes}"
-        )
-    valid = pos_mask.any(1) & neg_mask.any(1)
-    if not bool(valid.any()):
-        raise ValueError(
-            "labels: no class has two images in the batch, so no anchor has a positive"
-        )
-    scores = torch.rand(b, b, generator=generator, device=labels.device)
-    pos = torch.where(pos_mask, scores, -1.0).argmax(1)
-    neg = torch.where(neg_mask, scores, -1.0).argmax(1)
-    anchors = valid.nonzero().squeeze(1)
-    return anchors, pos[anchors], neg[anchors]
+    return random_triplets(labels, generator, "all")
 
 
 class ClassBalancedSampler:
