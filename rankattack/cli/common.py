@@ -96,8 +96,23 @@ def _protocol_args(p: argparse.ArgumentParser, eps: str, sizes: str, samples: in
     )
 
 
+def _number(text: str | None, name: str) -> float | None:
+    """A number or a fraction such as ``77/255`` given to option ``name`` (None stays None)."""
+    if text is None:
+        return None
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            return float(num) / float(den)
+        return float(text)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(
+            f"{name} must be a number or a fraction such as 8/255, got {text!r}"
+        ) from None
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="c2f1", help="c2f1, lenet or resnet18 (default: c2f1)")
+    p.add_argument("--model", default="c2f1", help="c2f1, c2f2, lenet or resnet18 (default: c2f1)")
     p.add_argument("--embedding-dim", type=int, default=None)
     p.add_argument("--loss", default="triplet", help="triplet or contrastive (default: triplet)")
     p.add_argument("--metric", default="cosine", help="cosine or euclidean (default: cosine)")
@@ -107,11 +122,30 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--weight-decay", type=float, default=None)
     p.add_argument(
-        "--defense", default="none", help="none or embedding-shift (Eq. 13) (default: none)"
+        "--defense",
+        default="none",
+        help="none; est (embedding shift, Eq. 13; also embedding-shift), act (anti-collapse "
+        "triplet), hm (hardness manipulation); madry, shift-suppress (Appendix H) "
+        "(default: none)",
     )
-    p.add_argument("--defense-eps", type=float, default=None, help="defense's L-inf radius")
-    p.add_argument("--defense-alpha", type=float, default=None, help="defense's PGD step")
-    p.add_argument("--defense-steps", type=int, default=None, help="defense's PGD iterations")
+    p.add_argument(
+        "--defense-eps", default=None,
+        help="defense's L-inf radius, e.g. 77/255 (default: the defense's 28x28 setting, "
+        "77/255 for est, act and hm)",
+    )  # fmt: skip
+    p.add_argument(
+        "--defense-alpha", default=None,
+        help="defense's PGD step (default: 3/255 for est, act and hm)",
+    )  # fmt: skip
+    p.add_argument(
+        "--defense-steps", type=int, default=None,
+        help="defense's PGD iterations (default: 32 for est, act and hm)",
+    )  # fmt: skip
+    p.add_argument(
+        "--miner", default=None,
+        help="random (one triplet per image), spc2 (robrank's: every other image an anchor) "
+        "or softhard (default: the defense's own: spc2 for act, softhard for hm, else random)",
+    )  # fmt: skip
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
 
 

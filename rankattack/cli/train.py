@@ -1,8 +1,9 @@
 """``rankattack train``: train a ranking model, optionally with a defense.
 
-Trains an embedding model with a ranking loss (optionally with the embedding-shift defense,
-Eq. 13), writes ``checkpoint.pt`` into ``--out``, resumes from it unless ``--no-resume``
-and reports R@1 on the test set.
+Trains an embedding model with a ranking loss, optionally with a defense (EST, the
+embedding-shift defense of Eq. 13; ACT, the anti-collapse triplet; HM, hardness manipulation;
+or the Appendix H variants), writes ``checkpoint.pt`` into ``--out``, resumes from it unless
+``--no-resume`` and reports R@1 on the test set.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Any
 
 import torch
 
-from rankattack.cli.common import _common, _data_args, _device, _load_data, _say, _train_args
+from rankattack.cli.common import (
+    _common,
+    _data_args,
+    _device,
+    _load_data,
+    _number,
+    _say,
+    _train_args,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -35,9 +44,10 @@ def _train_config(args: argparse.Namespace, device: torch.device, **override: An
         "seed": args.seed,
         "device": str(device),
         "defense": None if args.defense in (None, "none") else args.defense,
-        "eps": args.defense_eps,
-        "alpha": args.defense_alpha,
+        "eps": _number(args.defense_eps, "--defense-eps"),
+        "alpha": _number(args.defense_alpha, "--defense-alpha"),
         "steps": args.defense_steps,
+        "miner": args.miner,
     }
     values.update(override)
     return TrainConfig(**{k: v for k, v in values.items() if v is not None or k == "defense"})
@@ -49,7 +59,7 @@ def add_parser(
     """Add the ``train`` subcommand and its arguments."""
     p = subparsers.add_parser(
         "train",
-        help="train a ranking model (optionally with the embedding-shift defense)",
+        help="train a ranking model (optionally with a defense: est, act, hm)",
         description="Train an embedding model with a ranking loss; writes checkpoint.pt "
         "into --out and resumes from it unless --no-resume.",
     )
@@ -67,8 +77,8 @@ def run(args: argparse.Namespace) -> int:
     from rankattack.training import train
 
     device = _device(args.device)
+    config = _train_config(args, device)  # bad options fail before the data is read
     data = _load_data(args)
-    config = _train_config(args, device)
     out = Path(args.out)
     start = time.perf_counter()
     res = train(
