@@ -19,7 +19,6 @@ from rankattack.defenses.base import Defense, TripletMiner, TripletSelector, _ch
 from rankattack.distances import Distance, get_distance
 from rankattack.objectives import RankingObjective
 from rankattack.pgd import LinfPGD
-from rankattack.wrappers import eval_mode
 
 __all__ = ["AntiCollapseDefense", "PairCollapseObjective"]
 
@@ -119,9 +118,7 @@ class AntiCollapseDefense(Defense):
     def _loss(
         self, model: Callable[[Tensor], Tensor], inputs: Tensor, select: TripletSelector
     ) -> Tensor:
-        with eval_mode(model), torch.no_grad():
-            benign = model(inputs)
-        a, p, n = select(benign)
+        _, (a, p, n) = self._mine_benign(model, inputs, select)
         m = a.shape[0]
         if m == 0:
             return self._no_triplets(inputs)

@@ -39,6 +39,7 @@ from rankattack._validation import (
 )
 from rankattack.distances import Distance, get_distance
 from rankattack.losses import TripletLoss, default_margin
+from rankattack.wrappers import eval_mode
 
 __all__ = [
     "DEFENSES",
@@ -200,6 +201,20 @@ def as_ranking_loss(loss: Any) -> LossFn:
     if pml is not None and isinstance(loss, pml):
         return _PMLTripletLoss(fn)
     return fn
+
+
+def _check_labels(labels: Any, count: int, what: str) -> Tensor:
+    """``labels`` must be an integer ``[count]`` tensor, one label per ``what``."""
+    check_tensor(labels, "labels", ndim=1, integer=True)
+    if labels.shape[0] != count:
+        raise ValueError(f"labels must hold one label per {what} ({count}), got {labels.shape[0]}")
+    return labels
+
+
+def _check_generator(generator: Any) -> torch.Generator | None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    return generator
 
 
 def _check_pgd(eps: Any, alpha: Any, steps: Any) -> tuple[float, float | None, int | None]:
@@ -372,6 +387,15 @@ class Defense(ABC):
                 f"{a.shape[0]}, {p.shape[0]}, {n.shape[0]}"
             )
         return a, p, n
+
+    @staticmethod
+    def _mine_benign(
+        model: Callable[[Tensor], Tensor], inputs: Tensor, select: TripletSelector
+    ) -> tuple[Tensor, Triplets]:
+        """The benign embeddings (eval mode, no gradient) and the triplets mined on them."""
+        with eval_mode(model), torch.no_grad():
+            benign = model(inputs)
+        return benign, select(benign)
 
     @staticmethod
     def _no_triplets(inputs: Tensor) -> Tensor:

@@ -22,7 +22,6 @@ from rankattack.distances import Distance, get_distance
 from rankattack.losses import TripletLoss
 from rankattack.objectives import RankingObjective
 from rankattack.pgd import LinfPGD
-from rankattack.wrappers import eval_mode
 
 __all__ = ["HardnessManipulationDefense", "HardnessObjective", "gradual_destination"]
 
@@ -169,9 +168,7 @@ class HardnessManipulationDefense(Defense):
     def _loss(
         self, model: Callable[[Tensor], Tensor], inputs: Tensor, select: TripletSelector
     ) -> Tensor:
-        with eval_mode(model), torch.no_grad():
-            benign = model(inputs)
-        a, p, n = select(benign)
+        _, (a, p, n) = self._mine_benign(model, inputs, select)
         m = a.shape[0]
         if m == 0:
             return self._no_triplets(inputs)

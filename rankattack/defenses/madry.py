@@ -25,7 +25,6 @@ from rankattack.defenses.base import (
 from rankattack.distances import Distance, get_distance
 from rankattack.objectives import RankingObjective
 from rankattack.pgd import LinfPGD
-from rankattack.wrappers import eval_mode
 
 __all__ = ["MadryDefense", "TripletAscentObjective", "madry_loss", "madry_step"]
 
@@ -110,9 +109,7 @@ class MadryDefense(Defense):
     def _loss(
         self, model: Callable[[Tensor], Tensor], inputs: Tensor, select: TripletSelector
     ) -> Tensor:
-        with eval_mode(model), torch.no_grad():
-            clean = model(inputs)
-        a, p, n = select(clean)
+        clean, (a, p, n) = self._mine_benign(model, inputs, select)
         if a.shape[0] == 0:
             return self._no_triplets(inputs)
         objective = TripletAscentObjective(clean[p], clean[n], self.distance)

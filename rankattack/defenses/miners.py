@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from rankattack._validation import check_choice, check_tensor
-from rankattack.defenses.base import TripletMiner, Triplets
+from rankattack.defenses.base import TripletMiner, Triplets, _check_generator, _check_labels
 from rankattack.distances import Distance, get_distance
 
 __all__ = [
@@ -165,9 +165,7 @@ class RandomTripletMiner:
 
     def __init__(self, anchors: str = "all", generator: torch.Generator | None = None) -> None:
         self.anchors = check_choice(anchors, "anchors", ANCHORS)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        self.generator = generator
+        self.generator = _check_generator(generator)
 
     def __call__(self, embeddings: Tensor, labels: Tensor) -> Triplets:
         return random_triplets(labels, self.generator, self.anchors)
@@ -203,19 +201,11 @@ class SoftHardTripletMiner:
     ) -> None:
         self.distance = get_distance(metric)
         self.anchors = check_choice(anchors, "anchors", ANCHORS)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        self.generator = generator
+        self.generator = _check_generator(generator)
 
     def __call__(self, embeddings: Tensor, labels: Tensor) -> Triplets:
         check_tensor(embeddings, "embeddings", ndim=2, floating=True)
-        check_tensor(labels, "labels", ndim=1, integer=True)
-        if labels.shape[0] != embeddings.shape[0]:
-            raise ValueError(
-                f"labels must hold one label per embedding ({embeddings.shape[0]}), got "
-                f"{labels.shape[0]}"
-            )
-        labels = labels.to(embeddings.device)
+        labels = _check_labels(labels, embeddings.shape[0], "embedding").to(embeddings.device)
         pos_mask, neg_mask = _class_masks(labels)
         is_anchor = _pair_anchors(labels)[0] if self.anchors == "pairs" else pos_mask.any(1)
         valid = is_anchor & pos_mask.any(1) & neg_mask.any(1)
