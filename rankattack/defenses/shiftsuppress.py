@@ -34,8 +34,9 @@ class ShiftSuppressDefense(EmbeddingShiftDefense):
     eps : float, default 0.3
     alpha, steps : optional
         Default the paper's PGD schedule.
-    metric, margin, ranking_loss, miner, jitter, random_start, generator
-        As in :class:`~rankattack.defenses.EmbeddingShiftDefense`.
+    **kwargs
+        ``metric``, ``margin``, ``ranking_loss``, ``miner``, ``jitter``, ``random_start``,
+        ``generator``: as in :class:`~rankattack.defenses.EmbeddingShiftDefense`.
     """
 
     name = "shift-suppress"
