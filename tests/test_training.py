@@ -183,7 +183,7 @@ class _KilledError(Exception):
     """Stands for the process being killed in the middle of an epoch."""
 
 
-@pytest.mark.parametrize("defense", [None, "embedding-shift"])
+@pytest.mark.parametrize("defense", [None, "embedding-shift", "act", "hm"])
 def test_a_run_killed_inside_an_epoch_resumes_bit_identically(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, defense: str | None
 ) -> None:
