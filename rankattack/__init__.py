@@ -25,7 +25,13 @@ from rankattack.attacks import (
     UniversalResult,
     evaluate_seen_unseen,
 )
-from rankattack.distances import CosineDistance, Distance, EuclideanDistance, get_distance
+from rankattack.distances import (
+    CosineDistance,
+    Distance,
+    EuclideanDistance,
+    NormalizedEuclideanDistance,
+    get_distance,
+)
 from rankattack.gallery import Gallery
 from rankattack.objectives import (
     CandidateObjective,
@@ -51,6 +57,7 @@ __all__ = [
     "LinfPGD",
     "MaxShiftAttack",
     "MaxShiftObjective",
+    "NormalizedEuclideanDistance",
     "QueryAttack",
     "QueryObjective",
     "RankingAttack",
