@@ -33,8 +33,13 @@ reference
     The paper's table grid and published numbers (``load_paper_table``).
 rankingexample
     ``ranking_example``, one attack on a ranking list (Fig. 1).
+robustness
+    The robustness benchmark of robrank's later work (ten attacks, the Empirical
+    Robustness Score): ``robustness_report``, ``PROFILES``, ``RobustnessReport``.
 
-Every public name is importable from ``rankattack.evaluation`` itself.
+Every public name of the protocol's modules, and the robustness benchmark's main
+ones, is importable from ``rankattack.evaluation`` itself; all of the benchmark's from
+``rankattack.evaluation.robustness`` (or its short name, ``rankattack.robustness``).
 """
 
 from __future__ import annotations
@@ -45,6 +50,13 @@ from rankattack.evaluation.rankingexample import RankingExample, ranking_example
 from rankattack.evaluation.reference import PAPER_EPS, PAPER_SIZES, PaperTable, load_paper_table
 from rankattack.evaluation.results import EvaluationResult, format_table
 from rankattack.evaluation.resultslog import ResultsLog
+from rankattack.evaluation.robustness import (
+    PROFILES,
+    RobustnessProfile,
+    RobustnessReport,
+    robustness_report,
+    robustness_table,
+)
 from rankattack.evaluation.sampling import (
     ATTACKS,
     CellSample,
@@ -61,6 +73,7 @@ __all__ = [
     "ATTACKS",
     "PAPER_EPS",
     "PAPER_SIZES",
+    "PROFILES",
     "SHIFT",
     "CellResult",
     "CellSample",
@@ -68,6 +81,8 @@ __all__ = [
     "PaperTable",
     "RankingExample",
     "ResultsLog",
+    "RobustnessProfile",
+    "RobustnessReport",
     "cell_seed",
     "confidence_interval",
     "evaluate",
@@ -75,6 +90,8 @@ __all__ = [
     "load_paper_table",
     "ranking_example",
     "recall_at_1",
+    "robustness_report",
+    "robustness_table",
     "run_cell",
     "run_shift_cell",
     "sample_anchors",
