@@ -33,13 +33,11 @@ reference
     The paper's table grid and published numbers (``load_paper_table``).
 rankingexample
     ``ranking_example``, one attack on a ranking list (Fig. 1).
-robustness
-    The robustness benchmark of robrank's later work (ten attacks, the Empirical
-    Robustness Score): ``robustness_report``, ``PROFILES``, ``RobustnessReport``.
 
-Every public name of the protocol's modules, and the robustness benchmark's main
-ones, is importable from ``rankattack.evaluation`` itself; all of the benchmark's from
-``rankattack.evaluation.robustness`` (or its short name, ``rankattack.robustness``).
+Every public name of these modules is importable from ``rankattack.evaluation`` itself.
+The robustness benchmark of the authors' later work (ten attacks, the Empirical
+Robustness Score) is the subpackage :mod:`rankattack.evaluation.robustness`, also
+importable as ``rankattack.robustness``.
 """
 
 from __future__ import annotations
@@ -50,13 +48,6 @@ from rankattack.evaluation.rankingexample import RankingExample, ranking_example
 from rankattack.evaluation.reference import PAPER_EPS, PAPER_SIZES, PaperTable, load_paper_table
 from rankattack.evaluation.results import EvaluationResult, format_table
 from rankattack.evaluation.resultslog import ResultsLog
-from rankattack.evaluation.robustness import (
-    PROFILES,
-    RobustnessProfile,
-    RobustnessReport,
-    robustness_report,
-    robustness_table,
-)
 from rankattack.evaluation.sampling import (
     ATTACKS,
     CellSample,
@@ -73,7 +64,6 @@ __all__ = [
     "ATTACKS",
     "PAPER_EPS",
     "PAPER_SIZES",
-    "PROFILES",
     "SHIFT",
     "CellResult",
     "CellSample",
@@ -81,8 +71,6 @@ __all__ = [
     "PaperTable",
     "RankingExample",
     "ResultsLog",
-    "RobustnessProfile",
-    "RobustnessReport",
     "cell_seed",
     "confidence_interval",
     "evaluate",
@@ -90,8 +78,6 @@ __all__ = [
     "load_paper_table",
     "ranking_example",
     "recall_at_1",
-    "robustness_report",
-    "robustness_table",
     "run_cell",
     "run_shift_cell",
     "sample_anchors",
