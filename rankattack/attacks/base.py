@@ -77,7 +77,8 @@ def top1_hits(
     own_indices : Tensor, optional
         ``[N]`` gallery position of each query's own copy, excluded from its ranking.
     """
-    assert gallery.labels is not None
+    if gallery.labels is None:
+        raise ValueError("top1_hits needs a gallery with labels (Gallery(..., labels=...))")
     exclude = None if own_indices is None else own_indices.unsqueeze(1)
     _, top = gallery.topk(embeddings, 1, exclude_indices=exclude)
     top = top[:, 0]

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from rankattack.attacks.base import RankingAttack
@@ -133,5 +132,4 @@ class TargetedMismatchAttack(RankingAttack):
         before = objective.distances(self.embed(queries, "queries", self.gallery.dim))
         adv = self.pgd(self.model, queries, objective)
         after = objective.distances(self.embed(adv, "queries", self.gallery.dim))
-        with torch.no_grad():
-            return MismatchResult(adversarial=adv, cosine_before=1 - before, cosine_after=1 - after)
+        return MismatchResult(adversarial=adv, cosine_before=1 - before, cosine_after=1 - after)
