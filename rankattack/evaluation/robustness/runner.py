@@ -39,7 +39,15 @@ import torch
 from torch import Tensor
 
 from rankattack._validation import check_choice, check_int, check_tensor, check_unit_range
-from rankattack.attacks import CandidateAttack, MaxShiftAttack, QueryAttack
+from rankattack.attacks import (
+    CandidateAttack,
+    GreedyTopMisrankAttack,
+    GreedyTopTranslocationAttack,
+    LearningToMisrankAttack,
+    MaxShiftAttack,
+    QueryAttack,
+    TargetedMismatchAttack,
+)
 from rankattack.evaluation.robustness.ers import METRICS, ers_defined
 from rankattack.evaluation.robustness.log import Chunk, RobustnessLog
 from rankattack.evaluation.robustness.profiles import (
@@ -52,6 +60,7 @@ from rankattack.evaluation.sampling import cell_seed, sample_anchors, sample_top
 from rankattack.evaluation.statistics import recall_at_1
 from rankattack.gallery import Gallery
 from rankattack.metrics import mean_average_precision
+from rankattack.objectives import MaxShiftObjective
 
 __all__ = ["robustness_report"]
 
@@ -111,13 +120,6 @@ class _Suite:
         return self._attacks[name]
 
     def _build(self, name: str) -> Any:
-        from rankattack.attacks import (
-            GreedyTopMisrankAttack,
-            GreedyTopTranslocationAttack,
-            LearningToMisrankAttack,
-            TargetedMismatchAttack,
-        )
-
         m, g, p = self.model, self.gallery, self.profile
         kw: dict[str, Any] = {"eps": p.eps, "alpha": p.alpha, "steps": p.steps}
         direction = "raise" if name.endswith("+") else "lower"
@@ -175,8 +177,6 @@ class _Suite:
         every query whatever the batch (robrank offsets the target embedding by 1e-7
         instead).
         """
-        from rankattack.objectives import MaxShiftObjective
-
         clean = self.gallery.embeddings[q]
         objective = MaxShiftObjective(clean, self.gallery.distance)
         sign = (torch.arange(x[0].numel(), device=x.device) % 2).to(x.dtype) * 2 - 1
