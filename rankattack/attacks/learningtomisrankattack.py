@@ -106,7 +106,8 @@ class LearningToMisrankAttack(RankingAttack):
         """Return adversarial queries ``[N, *S]``.
 
         ``query_indices`` ``[N]`` names each query's own clean copy in the gallery,
-        excluded from the positive set; ``None`` means the gallery holds no copy.
+        excluded from the positive set; ``None`` means the gallery holds no copy (a copy
+        left unnamed stays among the positives, as with ``reference_self_bug``).
         """
         objective = self.objective(queries, labels, query_indices)
         return self.pgd(self.model, queries, objective)
