@@ -23,7 +23,8 @@ class LearningToMisrankObjective(RankingObjective):
 
     zero exactly when every gallery item of another class is at least as close to the
     perturbed query as its nearest same-class item (its own clean copy excluded): then
-    no item of its class can rank first.
+    no item of its class can rank first. A query with no same-class item besides its own
+    copy has nothing to misrank: its loss is 0.
 
     The two extremes are found block by block over the gallery without gradient (within
     its ``chunk_budget``), then the distances to the two chosen items are recomputed
