@@ -1,4 +1,4 @@
-"""Distances between embeddings: cosine and Euclidean, with bounded-memory pairwise blocks.
+"""Distances between embeddings: cosine, Euclidean and normalized Euclidean, in blocks.
 
 Every objective, the gallery and the training losses go through these objects, so a
 ranking is the same whichever part of the library computes it. Smaller always means
@@ -12,7 +12,14 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
-__all__ = ["CosineDistance", "Distance", "EuclideanDistance", "get_distance"]
+__all__ = [
+    "METRIC_NAMES",
+    "CosineDistance",
+    "Distance",
+    "EuclideanDistance",
+    "NormalizedEuclideanDistance",
+    "get_distance",
+]
 
 
 class Distance(ABC):
@@ -119,14 +126,35 @@ class EuclideanDistance(Distance):
         return a * scaled.sum(-1, keepdim=True) - scaled @ b
 
 
+class NormalizedEuclideanDistance(EuclideanDistance):
+    """Euclidean distance between L2-normalized embeddings, ``|a/|a| - b/|b||_2``, in ``[0, 2]``.
+
+    The "N" metric of the robustness benchmark (robrank; Zhou et al., T-PAMI 2024): it
+    ranks exactly as :class:`CosineDistance` does (``d_N = sqrt(2 d_C)``, a monotone
+    map), but its gradients and hinge values are those of a Euclidean distance.
+    """
+
+    name = "normalized-euclidean"
+
+    def prepare(self, embeddings: Tensor) -> Tensor:
+        return torch.nn.functional.normalize(embeddings, p=2.0, dim=-1)
+
+
 _DISTANCES: dict[str, type[Distance]] = {
     "cosine": CosineDistance,
     "euclidean": EuclideanDistance,
+    "normalized-euclidean": NormalizedEuclideanDistance,
 }
+
+#: The metric names :func:`get_distance` accepts.
+METRIC_NAMES: tuple[str, ...] = tuple(_DISTANCES)
 
 
 def get_distance(metric: str | Distance) -> Distance:
-    """Return the :class:`Distance` for ``metric`` ("cosine" or "euclidean").
+    """Return the :class:`Distance` for ``metric``: one of :data:`METRIC_NAMES`.
+
+    "cosine" (``1 - cos``), "euclidean" (L2 on raw embeddings) or
+    "normalized-euclidean" (L2 on L2-normalized embeddings).
 
     Raises
     ------
@@ -137,7 +165,7 @@ def get_distance(metric: str | Distance) -> Distance:
         return metric
     if not isinstance(metric, str):
         raise TypeError(
-            f"metric must be a str ('cosine' or 'euclidean') or a Distance, "
+            f"metric must be a str (one of {list(METRIC_NAMES)}) or a Distance, "
             f"got {type(metric).__name__}"
         )
     try:

@@ -37,9 +37,9 @@ class Gallery:
         off their device.
     labels : Tensor, optional
         ``[|X|]`` integer class labels (used by retrieval metrics and sampling).
-    metric : {"cosine", "euclidean"} or Distance
-        Cosine distance ``1 - <a, b>`` on L2-normalized embeddings, or Euclidean
-        distance on raw embeddings.
+    metric : {"cosine", "euclidean", "normalized-euclidean"} or Distance
+        Cosine distance ``1 - <a, b>`` on L2-normalized embeddings, Euclidean distance
+        on raw embeddings, or Euclidean distance on L2-normalized embeddings.
     chunk_budget : int
         Upper bound on the number of elements of any ``[rows, block]`` intermediate.
 
@@ -81,7 +81,7 @@ class Gallery:
         self._labels = labels
         self._prepared = self._distance.prepare(self._embeddings)
         norms = self._prepared.norm(dim=1)
-        scale = float(norms.max().clamp_min(1.0))  # cosine: 1
+        scale = float(norms.max().clamp_min(1.0))  # normalized: 1
         eps = torch.finfo(self._embeddings.dtype).eps
         # distances computed by different kernels (a candidate's own, the gallery's) may
         # differ by rounding; closer than this counts as a tie, not as "strictly closer"
@@ -141,7 +141,7 @@ class Gallery:
 
     @property
     def prepared(self) -> Tensor:
-        """``[|X|, D]`` embeddings as the distance sees them (L2-normalized for cosine)."""
+        """``[|X|, D]`` embeddings as the distance sees them (L2-normalized unless Euclidean)."""
         return self._prepared
 
     @property
@@ -151,7 +151,7 @@ class Gallery:
 
     @property
     def metric(self) -> str:
-        """Name of the distance: ``"cosine"`` or ``"euclidean"``."""
+        """Name of the distance: ``"cosine"``, ``"euclidean"`` or ``"normalized-euclidean"``."""
         return self._distance.name
 
     @property

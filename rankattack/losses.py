@@ -27,13 +27,17 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The margin beta used when none is given, per distance.
-DEFAULT_MARGINS: dict[str, float] = {"cosine": 0.2, "euclidean": 1.0}
+DEFAULT_MARGINS: dict[str, float] = {
+    "cosine": 0.2,
+    "euclidean": 1.0,
+    "normalized-euclidean": 0.2,  # robrank's margin for its "N" metric
+}
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
 def default_margin(metric: str | Distance) -> float:
-    """The default margin beta: 0.2 for cosine distance, 1.0 for Euclidean distance."""
+    """The default margin beta: 0.2 for cosine and normalized Euclidean, 1.0 for Euclidean."""
     return DEFAULT_MARGINS[get_distance(metric).name]
 
 
@@ -42,7 +46,7 @@ class RankingLoss(nn.Module):
 
     Parameters
     ----------
-    metric : {"cosine", "euclidean"} or Distance, default "cosine"
+    metric : {"cosine", "euclidean", "normalized-euclidean"} or Distance, default "cosine"
     margin : float, optional
         The margin beta (``>= 0``); default :func:`default_margin` of the metric.
     reduction : {"mean", "sum", "none"}, default "mean"
@@ -121,9 +125,9 @@ class TripletLoss(RankingLoss):
 
     Parameters
     ----------
-    metric : {"cosine", "euclidean"} or Distance, default "cosine"
+    metric : {"cosine", "euclidean", "normalized-euclidean"} or Distance, default "cosine"
     margin : float, optional
-        beta; default 0.2 (cosine) or 1.0 (Euclidean).
+        beta; default 0.2 (cosine, normalized Euclidean) or 1.0 (Euclidean).
     reduction : {"mean", "sum", "none"}, default "mean"
 
     Examples
@@ -150,9 +154,9 @@ class ContrastiveLoss(RankingLoss):
 
     Parameters
     ----------
-    metric : {"cosine", "euclidean"} or Distance, default "cosine"
+    metric : {"cosine", "euclidean", "normalized-euclidean"} or Distance, default "cosine"
     margin : float, optional
-        beta; default 0.2 (cosine) or 1.0 (Euclidean).
+        beta; default 0.2 (cosine, normalized Euclidean) or 1.0 (Euclidean).
     reduction : {"mean", "sum", "none"}, default "mean"
 
     Examples

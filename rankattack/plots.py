@@ -1,4 +1,5 @@
-"""Figures of the protocol's results (paper Fig. 1 and Fig. 2), drawn with matplotlib.
+"""Figures of the protocol's results (paper Fig. 1 and Fig. 2) and of the robustness
+benchmark (the ERS terms), drawn with matplotlib.
 
 matplotlib is imported inside each function and figures are rendered with the Agg
 canvas directly (no pyplot, no global backend change), so the library works without a
@@ -17,8 +18,14 @@ from typing import Any
 from torch import Tensor
 
 from rankattack.evaluation import ATTACKS, EvaluationResult, RankingExample
+from rankattack.evaluation.robustness import RAW_KEYS, RobustnessReport
 
-__all__ = ["plot_attack_curves", "plot_ranking_example", "plot_size_curves"]
+__all__ = [
+    "plot_attack_curves",
+    "plot_ranking_example",
+    "plot_robustness_terms",
+    "plot_size_curves",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +150,75 @@ def plot_size_curves(result: EvaluationResult, path: str | Path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_ylabel(f"mean normalized rank (%), {result.name}")
+    return _save(fig, path)
+
+
+def plot_robustness_terms(
+    reports: RobustnessReport | Sequence[RobustnessReport],
+    path: str | Path,
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
+    """The ten ERS terms of each model as grouped bars with their 95% intervals.
+
+    One group per term (``2 CA+``, ``100 - CA-``, ..., ``GTT``; higher = more robust),
+    one bar per model, the model's ERS in its legend entry. A term that is undefined
+    (ESD under the euclidean metric) or was not run is left empty.
+
+    Parameters
+    ----------
+    reports : RobustnessReport or sequence of them
+    path : str or Path
+        Output file (.png, .svg, ...).
+    labels : sequence of str, optional
+        Legend entries; default: each report's name.
+    title : str, optional
+        Default: the first report's profile and T.
+    """
+    if isinstance(reports, RobustnessReport):
+        reports = [reports]
+    if not isinstance(reports, Sequence) or not reports:
+        raise ValueError("reports must be a RobustnessReport or a non-empty sequence of them")
+    for r in reports:
+        if not isinstance(r, RobustnessReport):
+            raise TypeError(f"reports must hold RobustnessReport objects, got {type(r).__name__}")
+    labels = [r.name for r in reports] if labels is None else list(labels)
+    if len(labels) != len(reports):
+        raise ValueError(f"labels must have {len(reports)} entries, got {len(labels)}")
+    terms = {
+        "CA+": "2 CA+", "CA-": "100 - CA-", "QA+": "2 QA+", "QA-": "100 - QA-",
+        "TMA": "100 (1 - TMA)", "ESD": "50 (2 - ESD)", "ESR": "ESR", "LTM": "LTM",
+        "GTM": "GTM", "GTT": "GTT",
+    }  # fmt: skip
+    fig = _figure(max(8.0, 0.9 * len(RAW_KEYS) * max(1.0, len(reports) / 2)), 4.0)
+    ax = fig.subplots()
+    width = 0.8 / len(reports)
+    lo, hi = 0.0, 105.0
+    for i, (r, label) in enumerate(zip(reports, labels, strict=True)):
+        xs, ys, errs = [], [], []
+        for j, key in enumerate(RAW_KEYS):
+            value, ci = r.scores.get(key), r.scores_ci.get(key)
+            if value is None:
+                continue
+            xs.append(j - 0.4 + width * (i + 0.5))
+            ys.append(value)
+            errs.append(0.0 if ci is None or math.isnan(ci) else ci)
+        lo = min([lo] + [y - e for y, e in zip(ys, errs, strict=True)])
+        hi = max([hi] + [1.05 * (y + e) for y, e in zip(ys, errs, strict=True)])
+        ers = "ERS n/a" if r.ers is None else f"ERS {r.ers:.1f}"
+        ax.bar(xs, ys, width, yerr=errs, capsize=2, label=f"{label} ({ers})")
+    ax.set_xticks(range(len(RAW_KEYS)))
+    ax.set_xticklabels([terms[k] for k in RAW_KEYS], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("ERS term (higher = more robust)")
+    ax.set_ylim(lo, hi)
+    ax.grid(axis="y", alpha=0.3)
+    if title is None:
+        first = reports[0]
+        title = f"ERS terms, profile {first.profile.name}, T = {first.samples}"
+    ax.set_title(title, fontsize=10)
+    ax.legend(
+        fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=min(len(reports), 4)
+    )
     return _save(fig, path)
 
 

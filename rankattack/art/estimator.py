@@ -22,13 +22,14 @@ from rankattack.art._convert import ArrayLike, as_tensor, check_art_param, like_
 from rankattack.art.embedding import EmbeddingEstimator
 from rankattack.art.losses import OBJECTIVES, LossCache, LossFn, build_loss, embedding_sets
 from rankattack.attacks.queryattack import DEFAULT_XI, semantic_set
+from rankattack.distances import METRIC_NAMES
 from rankattack.gallery import Gallery
 from rankattack.objectives import DIRECTIONS, CandidateObjective, QueryObjective
 
 __all__ = ["OBJECTIVES", "RankingEstimator"]
 
 #: Distances the estimator accepts by name.
-METRICS = ("cosine", "euclidean")
+METRICS = METRIC_NAMES
 
 
 class RankingEstimator(EmbeddingEstimator):
@@ -65,7 +66,7 @@ class RankingEstimator(EmbeddingEstimator):
         SP weight; default 1 for "raise", 100 for "lower" (the paper's).
     sp_size : int, default 0
         G, the number of trailing entries of ``y`` that are ``C_SP`` (``"query"`` only).
-    metric : {"cosine", "euclidean"}, optional
+    metric : {"cosine", "euclidean", "normalized-euclidean"}, optional
         Distance of the ``"shift"`` objective and of :meth:`build_gallery`; defaults to
         the gallery's, else cosine.
     channels_first : bool, default True

@@ -2,20 +2,32 @@
 
 One attack per module, each named for its class: :mod:`~rankattack.attacks.candidateattack`
 (CA, Eq. 1-7), :mod:`~rankattack.attacks.queryattack` (QA and SP-QA, Eq. 8-12),
-:mod:`~rankattack.attacks.maxshiftattack` (Eq. 13) and the
+:mod:`~rankattack.attacks.maxshiftattack` (Eq. 13), the
 :mod:`~rankattack.attacks.universalrankattack` package (Eq. 14, with its perturbation
-file, results and seen / unseen protocol). :mod:`~rankattack.attacks.base` holds what
-every attack shares (model handling, the PGD engine, results, repr) and
+file, results and seen / unseen protocol), and the robustness benchmark's misranking
+attacks: :mod:`~rankattack.attacks.targetedmismatchattack` (TMA),
+:mod:`~rankattack.attacks.learningtomisrankattack` (LTM),
+:mod:`~rankattack.attacks.greedytopmisrankattack` (GTM) and
+:mod:`~rankattack.attacks.greedytoptranslocationattack` (GTT).
+:mod:`~rankattack.attacks.base` holds what every attack shares (model handling, the PGD
+engine, results, repr) and
 :mod:`~rankattack.attacks.targets` the one argument resolver: the ways a user names an
 attack's targets (queries, candidates, their indices or embeddings), validated.
 """
 
 from __future__ import annotations
 
-from rankattack.attacks.base import AttackResult, RankingAttack
+from rankattack.attacks.base import AttackResult, RankingAttack, RecallResult
 from rankattack.attacks.candidateattack import CandidateAttack
+from rankattack.attacks.greedytopmisrankattack import GreedyTopMisrankAttack
+from rankattack.attacks.greedytoptranslocationattack import (
+    GreedyTopTranslocationAttack,
+    RetainResult,
+)
+from rankattack.attacks.learningtomisrankattack import LearningToMisrankAttack
 from rankattack.attacks.maxshiftattack import MaxShiftAttack, ShiftResult
 from rankattack.attacks.queryattack import QueryAttack
+from rankattack.attacks.targetedmismatchattack import MismatchResult, TargetedMismatchAttack
 from rankattack.attacks.universalrankattack import (
     SeenUnseenResult,
     UniversalRankAttack,
@@ -26,11 +38,18 @@ from rankattack.attacks.universalrankattack import (
 __all__ = [
     "AttackResult",
     "CandidateAttack",
+    "GreedyTopMisrankAttack",
+    "GreedyTopTranslocationAttack",
+    "LearningToMisrankAttack",
     "MaxShiftAttack",
+    "MismatchResult",
     "QueryAttack",
     "RankingAttack",
+    "RecallResult",
+    "RetainResult",
     "SeenUnseenResult",
     "ShiftResult",
+    "TargetedMismatchAttack",
     "UniversalRankAttack",
     "UniversalResult",
     "evaluate_seen_unseen",

@@ -10,11 +10,11 @@ import torch
 from torch import Tensor
 
 from rankattack._validation import check_tensor, check_unit_range
-from rankattack.gallery import check_embedding_output
+from rankattack.gallery import Gallery, check_embedding_output
 from rankattack.pgd import LinfPGD
 from rankattack.wrappers import eval_mode
 
-__all__ = ["AttackResult", "RankingAttack"]
+__all__ = ["AttackResult", "RankingAttack", "RecallResult", "top1_hits"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,52 @@ class AttackResult:
     rank_after: Tensor
     sp_rank_before: Tensor | None = None
     sp_rank_after: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class RecallResult:
+    """Outcome of the misranking attacks (:class:`~rankattack.LearningToMisrankAttack`,
+    :class:`~rankattack.GreedyTopMisrankAttack`): Recall@1 per query, before and after.
+
+    Attributes
+    ----------
+    adversarial : Tensor
+        ``[N, *S]`` perturbed queries.
+    hit_before, hit_after : Tensor
+        ``[N]`` bool: the query's nearest gallery item (its own copy excluded) has the
+        query's label, for the clean and the perturbed query; their means are R@1.
+    target_indices : Tensor or None
+        ``[N]`` int64 gallery index each query was pulled toward (GTM only).
+    """
+
+    adversarial: Tensor
+    hit_before: Tensor
+    hit_after: Tensor
+    target_indices: Tensor | None = None
+
+
+def top1_hits(
+    gallery: Gallery, embeddings: Tensor, labels: Tensor, own_indices: Tensor | None = None
+) -> Tensor:
+    """Whether each query's top-1 has its label: ``[N]`` bool, the terms of Recall@1.
+
+    Parameters
+    ----------
+    gallery : Gallery
+        Labelled gallery the queries are ranked in.
+    embeddings : Tensor
+        ``[N, D]`` raw query embeddings.
+    labels : Tensor
+        ``[N]`` labels of the queries (on the gallery's device).
+    own_indices : Tensor, optional
+        ``[N]`` gallery position of each query's own copy, excluded from its ranking.
+    """
+    if gallery.labels is None:
+        raise ValueError("top1_hits needs a gallery with labels (Gallery(..., labels=...))")
+    exclude = None if own_indices is None else own_indices.unsqueeze(1)
+    _, top = gallery.topk(embeddings, 1, exclude_indices=exclude)
+    top = top[:, 0]
+    return (top >= 0) & (gallery.labels[top.clamp_min(0)] == labels)
 
 
 class RankingAttack:

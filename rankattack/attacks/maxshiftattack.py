@@ -38,7 +38,7 @@ class MaxShiftAttack(RankingAttack):
         Maps inputs ``[N, *S]`` in ``[0, 1]`` to embeddings ``[N, D]``.
     eps, alpha, steps
         As in :class:`~rankattack.CandidateAttack`.
-    metric : {"cosine", "euclidean"} or Distance, default "cosine"
+    metric : {"cosine", "euclidean", "normalized-euclidean"} or Distance, default "cosine"
     jitter : float, default 1e-3
         Half-width of the uniform noise the search starts from (capped at eps): at
         ``r = 0`` the shift's gradient is exactly zero, so a clean start never moves.

@@ -9,12 +9,15 @@ fixed side of its objective, which the user names in one of several ways:
 - each query's m chosen candidates (QA, Eq. 9 / 11): ``candidate_indices`` ``[N, m]``
   into the gallery, inputs ``candidates`` ``[N, m, *S]`` or ``candidate_embeddings``
   ``[N, m, D]``; optionally with ``query_indices`` ``[N]``, each query's own position in
-  the gallery (kept out of ``C_SP``, Eq. 12).
+  the gallery (kept out of ``C_SP``, Eq. 12, and out of every "self excluded" ranking);
+- each query's one target (TMA): ``target_indices`` ``[N]`` into the gallery or
+  ``target_embeddings`` ``[N, D]``;
+- each query's class (LTM, GTM): ``labels`` ``[N]``, classes the gallery holds.
 
 :class:`TargetResolver` turns each of them into validated embeddings on the gallery's
 device (shape, dtype, range, finiteness and device checks, with errors that name the
-argument); :func:`check_gallery` and :func:`check_sp_size` validate what the attacks'
-constructors share.
+argument); :func:`check_gallery`, :func:`check_labelled_gallery` and
+:func:`check_sp_size` validate what the attacks' constructors share.
 """
 
 from __future__ import annotations
@@ -22,19 +25,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor
 
-from rankattack._validation import check_int
+from rankattack._validation import check_int, check_tensor
 from rankattack.attacks.base import RankingAttack
 from rankattack.gallery import Gallery
 
-__all__ = ["CandidateSet", "TargetResolver", "check_gallery", "check_sp_size", "exactly_one"]
+__all__ = [
+    "CandidateSet",
+    "TargetResolver",
+    "check_gallery",
+    "check_labelled_gallery",
+    "check_sp_size",
+    "exactly_one",
+]
 
 
 def check_gallery(gallery: Any) -> Gallery:
     """The gallery an attack ranks in must be a :class:`~rankattack.Gallery`."""
     if not isinstance(gallery, Gallery):
         raise TypeError(f"gallery must be a rankattack.Gallery, got {type(gallery).__name__}")
+    return gallery
+
+
+def check_labelled_gallery(gallery: Any, attack: str) -> Gallery:
+    """The gallery of a label-driven attack: labels of at least two classes."""
+    gallery = check_gallery(gallery)
+    if gallery.labels is None:
+        raise ValueError(f"gallery must have labels (Gallery(..., labels=...)) for {attack}")
+    if gallery.labels.unique().numel() < 2:
+        raise ValueError(f"gallery labels must hold at least two classes for {attack}")
     return gallery
 
 
@@ -141,16 +162,66 @@ class TargetResolver:
             assert candidates is not None
             emb = self._embed_sets(candidates, "candidates", "m")
         self._check_set_size(emb.shape[1], "candidates m")
-        if query_indices is not None:
-            query_indices = self.gallery.check_indices(query_indices, "query_indices", ndim=1)
-            n = self.inputs.shape[0]
-            if query_indices.shape[0] != n:
+        own = self.own_indices(query_indices)
+        return CandidateSet(emb, candidate_indices, None if own is None else own.unsqueeze(1))
+
+    def own_indices(self, query_indices: Tensor | None) -> Tensor | None:
+        """Each input's own position in the gallery, ``[N]`` int64 (or ``None``)."""
+        if query_indices is None:
+            return None
+        query_indices = self.gallery.check_indices(query_indices, "query_indices", ndim=1)
+        n = self.inputs.shape[0]
+        if query_indices.shape[0] != n:
+            raise ValueError(
+                f"query_indices must have one entry per {self.row} ({n}), got "
+                f"{query_indices.shape[0]}"
+            )
+        return query_indices
+
+    def target(self, target_indices: Tensor | None, target_embeddings: Tensor | None) -> Tensor:
+        """Raw embeddings ``[N, D]`` of each input's one target.
+
+        Exactly one of ``target_indices`` ``[N]`` into the gallery or
+        ``target_embeddings`` ``[N, D]``.
+        """
+        exactly_one(target_indices=target_indices, target_embeddings=target_embeddings)
+        if target_indices is not None:
+            target_indices = self.gallery.check_indices(target_indices, "target_indices", ndim=1)
+            self._check_rows(target_indices, "target_indices", "[N]")
+            return self.gallery.embeddings[target_indices]
+        emb = self.gallery.check_embeddings(target_embeddings, "target_embeddings", 2)
+        self._check_rows(emb, "target_embeddings", "[N, D]")
+        return emb
+
+    def labels(self, labels: Any, own_indices: Tensor | None = None) -> Tensor:
+        """Each input's class, ``[N]`` int64 on the gallery's device, checked.
+
+        Every label must be a class of the (labelled) gallery, and when ``own_indices``
+        ``[N]`` is given, the gallery's label of each input's own copy must equal it.
+        """
+        check_tensor(labels, "labels", ndim=1, integer=True)
+        self._check_rows(labels, "labels", "[N]")
+        gallery_labels = self.gallery.labels
+        if gallery_labels is None:
+            raise ValueError("labels need a gallery with labels (Gallery(..., labels=...))")
+        labels = labels.to(device=gallery_labels.device, dtype=torch.long)
+        missing = ~torch.isin(labels, gallery_labels)
+        if bool(missing.any()):
+            raise ValueError(
+                f"labels must be classes of the gallery: {int(missing.sum())} of {len(labels)} "
+                f"{self.name} have a label no gallery item has (e.g. {int(labels[missing][0])})"
+            )
+        if own_indices is not None:
+            wrong = gallery_labels[own_indices] != labels
+            if bool(wrong.any()):
+                first = int(wrong.nonzero()[0, 0])
                 raise ValueError(
-                    f"query_indices must have one entry per {self.row} ({n}), got "
-                    f"{query_indices.shape[0]}"
+                    f"query_indices must point at each {self.row}'s own copy in the gallery, "
+                    f"whose label must equal labels: {int(wrong.sum())} differ (first at "
+                    f"position {first}: gallery label {int(gallery_labels[own_indices][first])}, "
+                    f"label {int(labels[first])})"
                 )
-            query_indices = query_indices.unsqueeze(1)
-        return CandidateSet(emb, candidate_indices, query_indices)
+        return labels
 
     def _embed_sets(self, sets: Tensor, name: str, k: str) -> Tensor:
         """Embed target inputs ``[N, k, *S]`` to ``[N, k, D]``."""

@@ -115,7 +115,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="c2f1", help="c2f1, c2f2, lenet or resnet18 (default: c2f1)")
     p.add_argument("--embedding-dim", type=int, default=None)
     p.add_argument("--loss", default="triplet", help="triplet or contrastive (default: triplet)")
-    p.add_argument("--metric", default="cosine", help="cosine or euclidean (default: cosine)")
+    p.add_argument(
+        "--metric",
+        default="cosine",
+        help="cosine, euclidean or normalized-euclidean (default: cosine)",
+    )
     p.add_argument("--margin", type=float, default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)

@@ -40,7 +40,7 @@ class TripletAscentObjective(RankingObjective):
     ----------
     positive_embeddings, negative_embeddings : Tensor
         ``[N, D]`` raw embeddings of ``c_p`` and ``c_n``.
-    metric : {"cosine", "euclidean"} or Distance
+    metric : {"cosine", "euclidean", "normalized-euclidean"} or Distance
     """
 
     def __init__(

@@ -34,7 +34,10 @@ reference
 rankingexample
     ``ranking_example``, one attack on a ranking list (Fig. 1).
 
-Every public name is importable from ``rankattack.evaluation`` itself.
+Every public name of these modules is importable from ``rankattack.evaluation`` itself.
+The robustness benchmark of the authors' later work (ten attacks, the Empirical
+Robustness Score) is the subpackage :mod:`rankattack.evaluation.robustness`, also
+importable as ``rankattack.robustness``.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def evaluate(
         Protocol seed; each cell derives its own generator from it.
     shift : bool
         Also measure the maximum embedding shift per eps.
-    metric : {"cosine", "euclidean"}
+    metric : {"cosine", "euclidean", "normalized-euclidean"}
         Distance of the gallery (ignored when ``gallery`` is given).
     gallery : Gallery, optional
         Precomputed embeddings of ``inputs``.

@@ -11,21 +11,33 @@ perturbed inputs ``[N, D]`` to a per-sample loss ``[N]`` that the PGD engine min
   Semantics-Preserving term (Eq. 11 / 9 / 12);
 - :mod:`~rankattack.objectives.maxshift`: :class:`MaxShiftObjective`, the maximum
   embedding shift (Eq. 13);
+- :mod:`~rankattack.objectives.targetdistance`: :class:`TargetDistanceObjective`, the
+  distance to one fixed target per input (the targeted mismatch and greedy top-1
+  misranking attacks);
+- :mod:`~rankattack.objectives.learningtomisrank`: :class:`LearningToMisrankObjective`,
+  the learning-to-misrank hinge between the farthest other-class item and the nearest
+  same-class item;
 - :mod:`~rankattack.objectives.sortedhinge`: the sorted-distance hinge sums behind the
-  Candidate Attack's fast path.
+  Candidate Attack's fast path;
+- :mod:`~rankattack.objectives.labelextremes`: nearest / farthest gallery items within
+  label-defined subsets, blockwise (the misranking attacks' target selection).
 """
 
 from __future__ import annotations
 
 from rankattack.objectives.base import DIRECTIONS, RankingObjective
 from rankattack.objectives.candidate import CandidateObjective
+from rankattack.objectives.learningtomisrank import LearningToMisrankObjective
 from rankattack.objectives.maxshift import MaxShiftObjective
 from rankattack.objectives.query import QueryObjective
+from rankattack.objectives.targetdistance import TargetDistanceObjective
 
 __all__ = [
     "DIRECTIONS",
     "CandidateObjective",
+    "LearningToMisrankObjective",
     "MaxShiftObjective",
     "QueryObjective",
     "RankingObjective",
+    "TargetDistanceObjective",
 ]

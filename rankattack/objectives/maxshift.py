@@ -19,7 +19,7 @@ class MaxShiftObjective(RankingObjective):
     ----------
     reference_embeddings : Tensor
         ``[N, D]`` clean embeddings ``f(x)`` (detached).
-    metric : {"cosine", "euclidean"} or Distance
+    metric : {"cosine", "euclidean", "normalized-euclidean"} or Distance
     """
 
     def __init__(self, reference_embeddings: Tensor, metric: str | Distance = "cosine"):

@@ -33,9 +33,9 @@ class TrainConfig:
         Default the model's own (1024 / 512 / 128 / 512).
     in_channels : int, default 1
     loss : {"triplet", "contrastive"}, default "triplet"
-    metric : {"cosine", "euclidean"}, default "cosine"
+    metric : {"cosine", "euclidean", "normalized-euclidean"}, default "cosine"
     margin : float, optional
-        Default 0.2 (cosine) or 1.0 (Euclidean).
+        Default 0.2 (cosine, normalized Euclidean) or 1.0 (Euclidean).
     epochs : int, default 8
         Total epochs; one epoch draws ``len(train_x) // batch_size`` batches.
     batch_size : int, default 128
