@@ -34,6 +34,7 @@ def rows(pattern: str, out: str, count: int | None = None) -> list[tuple[float, 
 
 
 def check_art_detector(out: str) -> None:
+    """Over --seed 0-5: ranks 46.7-49.6% -> 39.8-42.3% (6.5-7.4 points up)."""
     assert re.search(r"eps \| rank before +after \| detection rate false alarms accuracy", out)
     ((eps, before, after, tpr, fpr, acc),) = rows(
         rf"^ *{NUM} \| +{NUM}% +{NUM}% \| +{NUM}% +{NUM}% +{NUM}%$", out
@@ -43,6 +44,7 @@ def check_art_detector(out: str) -> None:
 
 
 def check_art_pgd_as_ca(out: str) -> None:
+    """Over --seed 0-5: 47.5-53.6% -> 25.3-29.2%, the three equal at every seed."""
     before = rows(rf"mean normalized rank before: {NUM}%", out, 1)[0][0]
     assert re.search(r"ART PGD +time \| CandidateAttackART +time \| CandidateAttack +time", out)
     (row,) = rows(
@@ -54,6 +56,7 @@ def check_art_pgd_as_ca(out: str) -> None:
 
 
 def check_art_preprocessing_defences(out: str) -> None:
+    """Over --seed 0-5: R@1 75-95%; transfer and adaptive CA+ raise ranks by 11.7-23.3 points."""
     assert re.search(r"defence +R@1 \| +clean \| transfer survives \| adaptive survives", out)
     names = ("none", "FeatureSqueezing", "SpatialSmoothing", "JpegCompression")
     for name in names:
@@ -66,6 +69,8 @@ def check_art_preprocessing_defences(out: str) -> None:
 
 
 def check_attack_digits(out: str) -> None:
+    """Over --seed 0-5, eps 0 -> 0.3: CA+ 37-60 -> 2-7, CA- 0.8-1.5 -> 49-56, QA+ 36-61 -> 8-20,
+    QA- 0.5-0.7 -> 3.4-6.2."""
     assert re.search(r"R@1 = \d+\.\d%", out)
     assert re.search(r"eps +CA\+ +CA- +QA\+ +QA-", out)
     table = rows(rf"^ *{NUM} +{NUM} +{NUM} +{NUM} +{NUM}$", out, 5)
@@ -76,6 +81,7 @@ def check_attack_digits(out: str) -> None:
 
 
 def check_attack_your_model(out: str) -> None:
+    """Over --seed 0-5: CA+ 43-56 -> 25-31, CA- 0.9-1.6 -> 12.6-14.9."""
     assert "without the wrapper: TypeError" in out and "EmbeddingModel(model, output=" in out
     assert re.search(r"with EmbeddingModel\(.*\): gallery \|X\| = 901, R@1 = \d+\.\d%", out)
     assert re.search(r"attack +eps \| before +after \| max \|x_adv - x\|", out)
@@ -86,6 +92,8 @@ def check_attack_your_model(out: str) -> None:
 
 
 def check_defend_a_model(out: str) -> None:
+    """Over --seed 0-5: at eps 0.1 a shift of 0.000-0.004 (defended) vs 0.068-0.171; at
+    0.3 the defended shift is at most 0.045 of the vanilla one."""
     assert re.search(r"model +R@1 +train \| +eps \| max shift relative \| CA\+ before +after", out)
     shift = rf"\| +{NUM} \| +{NUM} +{NUM} \| +{NUM} +{NUM}$"
     vanilla = rows(rf"^vanilla +{NUM}% +{NUM}s {shift}", out, 1)[0]
@@ -97,6 +105,8 @@ def check_defend_a_model(out: str) -> None:
 
 
 def check_sp_query_attack(out: str) -> None:
+    """Over --seed 0-5: C ends at 4.0-5.3 (xi 100), 42-52 (xi 1), 64-82 (xi 0); C_SP at
+    2.3-2.8, 38-46, 61-79."""
     assert re.search(r"eps +xi \| C before +C after \| C_SP before C_SP after", out)
     table = rows(rf"^ *{NUM} +{NUM} \| +{NUM} +{NUM} \| +{NUM} +{NUM}$", out, 3)
     by_xi = {row[1]: row[2:] for row in table}
@@ -107,6 +117,7 @@ def check_sp_query_attack(out: str) -> None:
 
 
 def check_transfer_attack(out: str) -> None:
+    """Over --seed 0-5, white-box: C2F1 40-57 -> 3.1-5.2, LeNet 46-58 -> 2.7-4.5."""
     assert re.search(r"CA\+ transfer, eps = 0\.3", out)
     assert re.search(r"From \\ To +C2F1 +LeNet", out)
     c2f1 = rows(rf"^C2F1 +{NUM}->{NUM} +{NUM}->{NUM}$", out, 1)[0]
@@ -116,6 +127,8 @@ def check_transfer_attack(out: str) -> None:
 
 
 def check_universal_perturbation(out: str) -> None:
+    """Over --seed 0-5: unseen 46-52 -> 25-33, 10-23 points above the random-sign control
+    (a single control draw, one trial, came within 5 points: --tiny runs three)."""
     assert "UniversalRankAttack(model=C2F1" in out
     assert re.search(r"perturbation +inputs +\| before +after", out)
     ((seen_b, seen_a),) = rows(rf"^universal \(fitted\) +seen +\| +{NUM} +{NUM}$", out)

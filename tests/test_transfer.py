@@ -23,14 +23,21 @@ def pick(n: int, k: int, seed: int) -> Tensor:
 
 
 def test_ca_diagonal_is_the_white_box_result(setup: tuple) -> None:
+    """The diagonal is white-box CA+; each column ranks in its own model's gallery.
+
+    Over digits model pairs of seeds (s, s + 1), s = 0-5: the white-box drop is
+    0.25-0.30; in each column the transferred attack ends 0.10-0.14 above the white-box
+    one and 0.14-0.18 below no attack.
+    """
     models, x = setup
-    idx = pick(len(x), 60, 0)
-    cands, queries = x[idx[:30]], x[idx[30:]].unsqueeze(1)
+    idx = pick(len(x), 200, 0)
+    cands, queries = x[idx[:100]], x[idx[100:]].unsqueeze(1)
     factory = attack_factory("CA+", eps=0.1)
-    res = transfer_matrix(models, factory, cands, queries=queries, gallery_inputs=x, batch_size=64)
+    # one chunk of inputs, as in the white-box runs below: their results match bit for bit
+    res = transfer_matrix(models, factory, cands, queries=queries, gallery_inputs=x, batch_size=128)
     assert isinstance(res, TransferResult) and res.attack == "candidate"
     assert res.names == ("m0", "m1")
-    assert res.rank_before.shape == (2, 30) and res.rank_after.shape == (2, 2, 30)
+    assert res.rank_before.shape == (2, 100) and res.rank_after.shape == (2, 2, 100)
     for i, name in enumerate(res.names):
         gallery = Gallery.from_inputs(models[name], x)
         white = CandidateAttack(models[name], gallery, "raise", eps=0.1).run(cands, queries)
@@ -44,11 +51,12 @@ def test_ca_diagonal_is_the_white_box_result(setup: tuple) -> None:
         q1 = models["m1"](queries[:, 0])
         c1 = models["m1"](res.adversarial["m0"]).unsqueeze(1)
     assert torch.allclose(res.rank_after[0, 1], g1.rank(q1, c1)[:, 0])
-    # white-box CA+ works; the transferred attack helps too, but less
+    # white-box CA+ works; the transferred attack helps too, but less than white-box
+    # CA+ on the same ranking model (a column: one gallery, one "before")
     mb, ma = res.mean_before, res.mean_after
     assert float(ma[0, 0]) < float(mb[0]) - 0.2 and float(ma[1, 1]) < float(mb[1]) - 0.2
-    assert float(ma[0, 0]) < float(ma[0, 1]) < float(mb[1])
-    assert float(ma[1, 1]) < float(ma[1, 0]) < float(mb[0])
+    assert float(ma[1, 1]) < float(ma[0, 1]) < float(mb[1])
+    assert float(ma[0, 0]) < float(ma[1, 0]) < float(mb[0])
 
 
 def test_chunking_does_not_change_the_matrix(setup: tuple) -> None:

@@ -133,7 +133,13 @@ def test_query_target_with_sp_term() -> None:
 
 
 def test_ica_plus_fitted_on_seen_raises_unseen_ranks(trained: tuple) -> None:
-    """Eq. 14 with a shared query (w = 1): seen and unseen candidates both move up."""
+    """Eq. 14 with a shared query (w = 1): seen and unseen candidates both move up.
+
+    Over digits models of seeds 0-5: unseen 0.48-0.54 -> 0.033-0.074 (seen after
+    0.028-0.065, drop 0.40-0.50, 96-100% of the unseen candidates raised); 120 steps
+    instead of 60 change the ranks by at most 0.008 (saturated). "Before" is the mean
+    of 100 draws from one query's ranking, a permutation: 0.5 +- 0.03 for any model.
+    """
     model, x, gallery = trained
     order = split(len(x), 1)
     q = gallery.embeddings[order[0]].expand(100, 1, -1)
@@ -157,6 +163,12 @@ def test_ica_plus_fitted_on_seen_raises_unseen_ranks(trained: tuple) -> None:
 
 
 def test_ica_minus_counts_only_targets_in_the_top_percent(trained: tuple) -> None:
+    """I-CA- pushes top-ranked candidates down; only those in the top 1% are counted.
+
+    Over digits models of seeds 0-5: counted targets end at 0.20-0.34 (seen) and
+    0.21-0.36 (unseen), alike with 80 steps (saturated); the counts depend only on the
+    positions drawn, the same for every model.
+    """
     model, x, gallery = trained
     order = split(len(x), 2)
     queries = order[:200]
@@ -174,7 +186,7 @@ def test_ica_minus_counts_only_targets_in_the_top_percent(trained: tuple) -> Non
         assert torch.equal(part.counted, part.rank_before < 0.01)
         assert 50 <= part.n_counted < 100  # 12 of 797 is 1.5%: some fall outside the 1%
         assert part.mean_before < 0.01
-        assert part.mean_after > 0.15
+        assert part.mean_after > 0.1  # from the top 1% to beyond the top 10%
     # the "raise" default counts everyone; an explicit top_fraction overrides
     all_in = atk.evaluate(**unseen, top_fraction=1.0)
     assert all_in.n_counted == 100
@@ -182,6 +194,7 @@ def test_ica_minus_counts_only_targets_in_the_top_percent(trained: tuple) -> Non
 
 
 def test_iqa_plus_shared_candidate(trained: tuple) -> None:
+    """Over digits models of seeds 0-5: unseen 0.42-0.64 -> 0.012-0.048."""
     model, x, gallery = trained
     order = split(len(x), 3)
     c = order[0].expand(80, 1)
@@ -305,13 +318,17 @@ def test_repr_lists_every_parameter() -> None:
 
 
 def test_candidate_images_and_indices_agree() -> None:
-    """I-QA with candidate images embeds them itself; same result as gallery indices."""
+    """I-QA with candidate images embeds them itself; same result as gallery indices.
+
+    Over seeds 0-5 of the model and data, I-QA- (6 steps of 0.05) lowers the candidates
+    by 0.031-0.088 (the default step of 2/255 only by 0.008-0.036).
+    """
     torch.manual_seed(6)
     model = linear_model(5, torch.float64)
     x = torch.rand(40, 1, 4, 4, dtype=torch.float64)
     gallery = Gallery.from_inputs(model, x)
     idx = torch.randint(0, 40, (15, 2))
-    atk = UniversalRankAttack(model, gallery, "query", "lower", eps=0.2, steps=6)
+    atk = UniversalRankAttack(model, gallery, "query", "lower", eps=0.2, alpha=0.05, steps=6)
     r_idx = atk.fit(x[:15], candidate_indices=idx, progress=False)
     res_idx = atk.evaluate(x[:15], candidate_indices=idx, top_fraction=1.0)
     r_img = atk.fit(x[:15], candidates=x[idx], progress=False)
