@@ -168,7 +168,11 @@ def evaluate(
 def time_steps(
     args: argparse.Namespace, train_x: torch.Tensor, train_y: torch.Tensor
 ) -> dict[str, float]:
-    """Seconds per batch of vanilla and defended steps, measured alternately (same load)."""
+    """Seconds per batch of vanilla and defended steps, measured alternately (same load).
+
+    Wall seconds, and the process's CPU seconds (with one torch thread, what the step costs
+    on an idle core, whatever else shares the machine).
+    """
     from rankattack.losses import get_loss
     from rankattack.models import build_model
     from rankattack.training import batch_triplets
@@ -187,7 +191,7 @@ def time_steps(
         setups.append(
             (cfg, model, opt, build_adversary(cfg, model), get_loss(cfg.loss, cfg.metric))
         )
-    spent = [0.0, 0.0]
+    spent, cpu = [0.0, 0.0], [0.0, 0.0]
     for i in range(args.timing_batches + 1):
         batch = batches[i % len(batches)]
         if batch.ndim == 1:  # images: mine their triplets
@@ -198,16 +202,19 @@ def time_steps(
         trip = (a.to(device), pos.to(device), neg.to(device))
         x = train_x[idx].to(device)
         for j, (cfg, model, opt, adv, loss_fn) in enumerate(setups):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             loss = train_step(model, loss_fn, opt, x, trip, cfg.defense, adv, cfg.metric)
             float(loss)
             if i > 0:  # the first batch warms up
                 spent[j] += time.perf_counter() - t0
+                cpu[j] += time.process_time() - c0
     v, d = spent[0] / args.timing_batches, spent[1] / args.timing_batches
     return {
         "vanilla_s_per_batch": v,
         "defended_s_per_batch": d,
         "ratio": d / v,
+        "vanilla_cpu_s_per_batch": cpu[0] / args.timing_batches,
+        "defended_cpu_s_per_batch": cpu[1] / args.timing_batches,
         "batches_per_epoch": len(batches),
         "vanilla_epochs": cfg_v.epochs,
         "defended_epochs": cfg_d.epochs,
@@ -285,11 +292,14 @@ def main(argv: list[str] | None = None) -> int:
         nb = t["batches_per_epoch"]
         for variant in ("vanilla", "defended"):
             epoch_s = t[f"{variant}_s_per_batch"] * nb
+            epoch_cpu = t[f"{variant}_cpu_s_per_batch"] * nb
             epochs = t[f"{variant}_epochs"]
             t[f"{variant}_projected_epoch_s"] = epoch_s
+            t[f"{variant}_projected_epoch_cpu_s"] = epoch_cpu
             print(
-                f"projected {variant}: {epoch_s:.0f} s per epoch of {nb} batches, "
-                f"{epoch_s * epochs / 3600:.2f} h for {epochs} epochs",
+                f"projected {variant}: per epoch of {nb} batches {epoch_s:.0f} s wall "
+                f"({epoch_cpu:.0f} s CPU); {epochs} epochs {epoch_s * epochs / 3600:.2f} h wall "
+                f"({epoch_cpu * epochs / 3600:.2f} h CPU)",
                 flush=True,
             )
         suffix = "" if args.recipe == "default" else f"-{args.recipe}"

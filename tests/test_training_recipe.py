@@ -67,6 +67,11 @@ def test_eccv2020_recipe_has_the_released_settings() -> None:
     # "default" is TrainConfig as it is
     assert recipe_config() == TrainConfig() and TrainConfig().recipe == "default"
     assert recipe_config("default", epochs=3) == TrainConfig(epochs=3)
+    # samples_per_class does not bound the batch of a triplet recipe (the classes do, in
+    # the sampler)
+    assert recipe_config("eccv2020", batch_size=3).batch_size == 3
+    with pytest.raises(ValueError, match="batch_size must hold at least two classes"):
+        TrainConfig(batch_size=3)
     assert set(RECIPES) == {"default", "eccv2020"}
     assert all(isinstance(r, Recipe) and r.source for r in RECIPES.values())
 

@@ -72,7 +72,7 @@ class TrainConfig:
         The batch scheme of a training recipe (:mod:`rankattack.training.recipes`):
         "default", class-balanced batches whose triplets the miner picks; "eccv2020", the
         ECCV 2020 reference code's shuffled batches with ``batch_size // C`` random triplets
-        per class (:class:`~rankattack.training.PerClassTripletSampler`; ``miner`` and
+        per class (:class:`~rankattack.training.samplers.PerClassTripletSampler`; ``miner`` and
         ``samples_per_class`` are then unused, and ``miner`` must be left unset). This field
         alone sets only the batches: :func:`~rankattack.training.recipes.recipe_config` fills
         the recipe's other settings as well (epochs, batch size, weight decay...). Checkpoints
@@ -111,7 +111,8 @@ class TrainConfig:
         check_int(self.epochs, "epochs", low=1)
         check_int(self.samples_per_class, "samples_per_class", low=2)
         check_int(self.batch_size, "batch_size", low=1)
-        if self.batch_size < 2 * self.samples_per_class:
+        check_choice(self.recipe, "recipe", tuple(RECIPES))
+        if not self._triplet_batches and self.batch_size < 2 * self.samples_per_class:
             raise ValueError(
                 f"batch_size must hold at least two classes of samples_per_class="
                 f"{self.samples_per_class} images (>= {2 * self.samples_per_class}), "
@@ -132,7 +133,6 @@ class TrainConfig:
             check_int(self.steps, "steps", low=1)
         if self.miner is not None:
             check_choice(self.miner, "miner", MINERS)
-        check_choice(self.recipe, "recipe", tuple(RECIPES))
         if self.miner is not None and self._triplet_batches:
             raise ValueError(
                 f"miner must be left unset with recipe={self.recipe!r}, whose batches are "

@@ -22,7 +22,7 @@ The recipes (:data:`RECIPES`):
     ``models/datasets/fashion.py`` L47-51), and in each batch, for each of the 10 classes,
     100 anchors, 100 positives of the class and 100 negatives of the other classes drawn
     with replacement among the batch's images
-    (:class:`~rankattack.training.PerClassTripletSampler`; ``models/faC_c2f2_trip.py``
+    (:class:`~rankattack.training.samplers.PerClassTripletSampler`; ``models/faC_c2f2_trip.py``
     L47-59);
   - triplet loss ``mean [0.2 + d(a, p) - d(a, n)]_+`` with ``d = 1 - cos``
     (``models/faC_c2f2_trip.py`` L30, L63-65);
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RECIPES", "Recipe", "recipe_config"]
 
-#: The batch schemes a recipe can name (see :func:`rankattack.training.recipe_sampler`).
+#: The batch schemes a recipe can name (see :func:`rankattack.training.samplers.recipe_sampler`).
 SAMPLERS = ("class-balanced", "per-class-triplets")
 
 
@@ -76,7 +76,7 @@ class Recipe:
     sampler : {"class-balanced", "per-class-triplets"}
         Its batch scheme: :class:`~rankattack.training.ClassBalancedSampler` (the defense's
         miner picks the triplets in each batch) or
-        :class:`~rankattack.training.PerClassTripletSampler` (the batches are triplets).
+        :class:`~rankattack.training.samplers.PerClassTripletSampler` (the batches are triplets).
     settings : Mapping
         :class:`~rankattack.training.TrainConfig` values it sets (the others keep their
         defaults).
