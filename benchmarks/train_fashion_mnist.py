@@ -25,6 +25,19 @@ A quick smoke run on 2000 images::
 
     python benchmarks/train_fashion_mnist.py --limit 2000 --epochs 1 --defended-epochs 1 \\
         --out-root /tmp/fmnist-smoke
+
+The paper's released training recipe (``--recipe eccv2020``, see
+:mod:`rankattack.training.recipes`: 30 epochs of 1,000-image batches with 100 random
+triplets per class, Adam 1e-3, weight decay 1e-7; the defended model with EST at eps 0.3 and
+the paper's PGD schedule, 0.01 x 30 steps, for 30 epochs too), into
+``<out-root>/fmnist-<model>-<variant>-eccv2020``; options given override the recipe::
+
+    python benchmarks/train_fashion_mnist.py --recipe eccv2020 --variants vanilla --threads 1
+
+and its cost, from a few timed batches (no training run)::
+
+    python benchmarks/train_fashion_mnist.py --recipe eccv2020 --variants --timing-batches 5 \\
+        --threads 1
 """
 
 from __future__ import annotations
@@ -43,6 +56,12 @@ from rankattack import Gallery
 from rankattack.data import DEBIAN_FASHION_MNIST_DIR, load_mnist
 from rankattack.metrics import mean_average_precision, recall_at_k
 from rankattack.training import TrainConfig, build_adversary, train, train_step
+from rankattack.training.recipes import RECIPES, recipe_config
+
+#: The benchmark's own settings for the "default" recipe (the recipe's otherwise).
+BENCHMARK_DEFAULTS: dict[str, Any] = {
+    "epochs": 8, "defended_epochs": 2, "batch_size": 128, "alpha": 0.04, "steps": 10,
+}  # fmt: skip
 
 PAPER_R1 = {"vanilla": 88.8, "defended": 79.6}
 
@@ -62,13 +81,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--embedding-dim", type=int, default=None)
     p.add_argument("--loss", default="triplet", choices=["triplet", "contrastive"])
     p.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
-    p.add_argument("--epochs", type=int, default=8, help="vanilla epochs")
-    p.add_argument("--defended-epochs", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--recipe",
+        default="default",
+        choices=sorted(RECIPES),
+        help="training preset (rankattack.training.recipes); eccv2020: the paper's released "
+        "code (default: default, with this benchmark's defaults below)",
+    )
+    p.add_argument("--epochs", type=int, default=None, help="vanilla epochs (default 8)")
+    p.add_argument(
+        "--defended-epochs", type=int, default=None, help="(default 2; the recipe's epochs)"
+    )
+    p.add_argument("--batch-size", type=int, default=None, help="(default 128)")
+    p.add_argument("--lr", type=float, default=None, help="(default 1e-3)")
     p.add_argument("--eps", type=float, default=0.3)
-    p.add_argument("--alpha", type=float, default=0.04)
-    p.add_argument("--steps", type=int, default=10)
+    p.add_argument(
+        "--alpha", type=float, default=None, help="(default 0.04; eccv2020: the schedule, 0.01)"
+    )
+    p.add_argument(
+        "--steps", type=int, default=None, help="(default 10; eccv2020: the schedule, 30)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -85,22 +117,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def make_config(args: argparse.Namespace, variant: str) -> TrainConfig:
+    """The variant's config: the recipe's settings, the benchmark's defaults for "default",
+    then the options given."""
     defended = variant == "defended"
-    return TrainConfig(
-        model=args.model,
-        embedding_dim=args.embedding_dim,
-        loss=args.loss,
-        metric=args.metric,
-        epochs=args.defended_epochs if defended else args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        device=args.device,
-        defense="embedding-shift" if defended else None,
-        eps=args.eps,
-        alpha=args.alpha,
-        steps=args.steps,
-    )
+    values: dict[str, Any] = {
+        "model": args.model,
+        "embedding_dim": args.embedding_dim,
+        "loss": args.loss,
+        "metric": args.metric,
+        "seed": args.seed,
+        "device": args.device,
+        "defense": "embedding-shift" if defended else None,
+    }
+    chosen = {
+        "epochs": args.defended_epochs if defended else args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+    }
+    pgd = {"eps": args.eps, "alpha": args.alpha, "steps": args.steps} if defended else {}
+    if args.recipe == "default":
+        own = dict(BENCHMARK_DEFAULTS)
+        own["epochs"] = own.pop("defended_epochs") if defended else own["epochs"]
+        chosen = {k: own[k] if v is None and k in own else v for k, v in chosen.items()}
+        pgd = {k: own[k] if v is None and k in own else v for k, v in pgd.items()}
+    values.update({k: v for k, v in {**chosen, **pgd}.items() if v is not None})
+    return recipe_config(args.recipe, **values)
+
+
+def run_dir(args: argparse.Namespace, variant: str) -> Path:
+    """``<out-root>/fmnist-<model>-<variant>[-<recipe>]``."""
+    suffix = "" if args.recipe == "default" else f"-{args.recipe}"
+    return Path(args.out_root) / f"fmnist-{args.model}-{variant}{suffix}"
 
 
 def evaluate(
@@ -121,16 +168,21 @@ def evaluate(
 def time_steps(
     args: argparse.Namespace, train_x: torch.Tensor, train_y: torch.Tensor
 ) -> dict[str, float]:
-    """Seconds per batch of vanilla and defended steps, measured alternately (same load)."""
+    """Seconds per batch of vanilla and defended steps, measured alternately (same load).
+
+    Wall seconds, and the process's CPU seconds (with one torch thread, what the step costs
+    on an idle core, whatever else shares the machine).
+    """
     from rankattack.losses import get_loss
     from rankattack.models import build_model
-    from rankattack.training import ClassBalancedSampler, batch_triplets
+    from rankattack.training import batch_triplets
+    from rankattack.training.samplers import recipe_sampler
 
     cfg_v, cfg_d = make_config(args, "vanilla"), make_config(args, "defended")
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    sampler = ClassBalancedSampler(train_y, args.batch_size)
+    sampler = recipe_sampler(cfg_v.recipe, train_y, cfg_v.batch_size, cfg_v.samples_per_class)
     batches = sampler.epoch(gen)
     setups = []
     for cfg in (cfg_v, cfg_d):
@@ -139,20 +191,35 @@ def time_steps(
         setups.append(
             (cfg, model, opt, build_adversary(cfg, model), get_loss(cfg.loss, cfg.metric))
         )
-    spent = [0.0, 0.0]
+    spent, cpu = [0.0, 0.0], [0.0, 0.0]
     for i in range(args.timing_batches + 1):
-        idx = batches[i % len(batches)]
-        a, pos, neg = batch_triplets(train_y[idx], gen)
+        batch = batches[i % len(batches)]
+        if batch.ndim == 1:  # images: mine their triplets
+            idx = batch
+            a, pos, neg = batch_triplets(train_y[idx], gen)
+        else:  # triplets of images: each image once
+            idx, (a, pos, neg) = torch.unique(batch, return_inverse=True)
         trip = (a.to(device), pos.to(device), neg.to(device))
         x = train_x[idx].to(device)
         for j, (cfg, model, opt, adv, loss_fn) in enumerate(setups):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             loss = train_step(model, loss_fn, opt, x, trip, cfg.defense, adv, cfg.metric)
             float(loss)
             if i > 0:  # the first batch warms up
                 spent[j] += time.perf_counter() - t0
+                cpu[j] += time.process_time() - c0
     v, d = spent[0] / args.timing_batches, spent[1] / args.timing_batches
-    return {"vanilla_s_per_batch": v, "defended_s_per_batch": d, "ratio": d / v}
+    return {
+        "vanilla_s_per_batch": v,
+        "defended_s_per_batch": d,
+        "ratio": d / v,
+        "vanilla_cpu_s_per_batch": cpu[0] / args.timing_batches,
+        "defended_cpu_s_per_batch": cpu[1] / args.timing_batches,
+        "batches_per_epoch": len(batches),
+        "vanilla_epochs": cfg_v.epochs,
+        "defended_epochs": cfg_d.epochs,
+        "defended_steps": cfg_d.pgd_steps,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, Any] = {}
     for variant in args.variants:
         config = make_config(args, variant)
-        out_dir = Path(args.out_root) / f"fmnist-{args.model}-{variant}"
+        out_dir = run_dir(args, variant)
         print(f"[{variant}] training into {out_dir}: {config}", flush=True)
         result = train(
             config,
@@ -184,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         record = {
             "variant": variant,
             "config": config.to_dict(),
-            "pgd": {"eps": config.eps, "alpha": config.pgd_alpha, "steps": config.pgd_steps}
+            "pgd": {"eps": config.pgd_eps, "alpha": config.pgd_alpha, "steps": config.pgd_steps}
             if config.defense
             else None,
             "epochs_done": result.epochs_done,
@@ -193,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds_per_epoch": sum(times) / len(times) if times else None,
             "train_images": len(train_x),
             "paper_recall_at_1": PAPER_R1[variant] if args.model == "c2f1" else None,
+            "recipe": args.recipe,
             "command": command,
             "threads": torch.get_num_threads(),
             **scores,
@@ -207,22 +275,38 @@ def main(argv: list[str] | None = None) -> int:
             f"(per epoch: {', '.join(f'{t:.0f}' for t in times)})",
             flush=True,
         )
+    steps = make_config(args, "defended").pgd_steps
     if "vanilla" in summary and "defended" in summary:
         v, d = summary["vanilla"]["seconds_per_epoch"], summary["defended"]["seconds_per_epoch"]
-        bound = (args.steps + 1) * 1.15
+        bound = (steps + 1) * 1.15
         print(f"defended/vanilla epoch time = {d / v:.2f} (bound (steps+1) x 1.15 = {bound:.2f})")
     if args.timing_batches:
         t = time_steps(args, train_x, train_y)
-        bound = (args.steps + 1) * 1.15
+        bound = (steps + 1) * 1.15
         print(
             f"interleaved timing over {args.timing_batches} batches: vanilla "
             f"{t['vanilla_s_per_batch']:.3f} s/batch, defended {t['defended_s_per_batch']:.3f} "
             f"s/batch, ratio {t['ratio']:.2f} (bound {bound:.2f})",
             flush=True,
         )
-        out = Path(args.out_root) / f"fmnist-{args.model}-timing.json"
+        nb = t["batches_per_epoch"]
+        for variant in ("vanilla", "defended"):
+            epoch_s = t[f"{variant}_s_per_batch"] * nb
+            epoch_cpu = t[f"{variant}_cpu_s_per_batch"] * nb
+            epochs = t[f"{variant}_epochs"]
+            t[f"{variant}_projected_epoch_s"] = epoch_s
+            t[f"{variant}_projected_epoch_cpu_s"] = epoch_cpu
+            print(
+                f"projected {variant}: per epoch of {nb} batches {epoch_s:.0f} s wall "
+                f"({epoch_cpu:.0f} s CPU); {epochs} epochs {epoch_s * epochs / 3600:.2f} h wall "
+                f"({epoch_cpu * epochs / 3600:.2f} h CPU)",
+                flush=True,
+            )
+        suffix = "" if args.recipe == "default" else f"-{args.recipe}"
+        out = Path(args.out_root) / f"fmnist-{args.model}-timing{suffix}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(
-            json.dumps({**t, "steps": args.steps, "bound": bound, "command": command}, indent=2)
+            json.dumps({**t, "steps": steps, "bound": bound, "command": command}, indent=2)
         )
     return 0
 

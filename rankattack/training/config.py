@@ -18,6 +18,7 @@ from rankattack.distances import get_distance
 from rankattack.losses import LOSS_NAMES
 from rankattack.models import MODEL_NAMES
 from rankattack.pgd import default_alpha, default_steps
+from rankattack.training.recipes import RECIPES
 
 __all__ = ["TrainConfig", "TrainResult"]
 
@@ -67,6 +68,15 @@ class TrainConfig:
         the positive, a random negative); "softhard", robrank's soft-hard SPC-2 miner. Default
         the defense's own: "spc2" for "act", "softhard" for "hm", "random" otherwise. For
         "spc2" and "softhard", ``samples_per_class`` 2 gives robrank's SPC-2 batches.
+    recipe : {"default", "eccv2020"}, default "default"
+        The batch scheme of a training recipe (:mod:`rankattack.training.recipes`):
+        "default", class-balanced batches whose triplets the miner picks; "eccv2020", the
+        ECCV 2020 reference code's shuffled batches with ``batch_size // C`` random triplets
+        per class (:class:`~rankattack.training.samplers.PerClassTripletSampler`; ``miner`` and
+        ``samples_per_class`` are then unused, and ``miner`` must be left unset). This field
+        alone sets only the batches: :func:`~rankattack.training.recipes.recipe_config` fills
+        the recipe's other settings as well (epochs, batch size, weight decay...). Checkpoints
+        written before the field existed resume as "default".
     """
 
     model: str = "c2f1"
@@ -87,6 +97,7 @@ class TrainConfig:
     alpha: float | None = None
     steps: int | None = None
     miner: str | None = None
+    recipe: str = "default"
 
     def __post_init__(self) -> None:
         check_choice(self.model, "model", MODEL_NAMES)
@@ -100,7 +111,8 @@ class TrainConfig:
         check_int(self.epochs, "epochs", low=1)
         check_int(self.samples_per_class, "samples_per_class", low=2)
         check_int(self.batch_size, "batch_size", low=1)
-        if self.batch_size < 2 * self.samples_per_class:
+        check_choice(self.recipe, "recipe", tuple(RECIPES))
+        if not self._triplet_batches and self.batch_size < 2 * self.samples_per_class:
             raise ValueError(
                 f"batch_size must hold at least two classes of samples_per_class="
                 f"{self.samples_per_class} images (>= {2 * self.samples_per_class}), "
@@ -121,6 +133,16 @@ class TrainConfig:
             check_int(self.steps, "steps", low=1)
         if self.miner is not None:
             check_choice(self.miner, "miner", MINERS)
+        if self.miner is not None and self._triplet_batches:
+            raise ValueError(
+                f"miner must be left unset with recipe={self.recipe!r}, whose batches are "
+                f"already triplets, got {self.miner!r}"
+            )
+
+    @property
+    def _triplet_batches(self) -> bool:
+        """The recipe's sampler draws the triplets itself (no miner)."""
+        return RECIPES[self.recipe].sampler == "per-class-triplets"
 
     def _defaults(self) -> tuple[float, float | None, int | None]:
         """The defense's ``(eps, alpha, steps)`` when no eps is given (None: the schedule)."""
@@ -158,10 +180,13 @@ class TrainConfig:
         """:meth:`to_dict` with the settings actually used in place of the defaults.
 
         Two configs that train the same way have the same ``effective()`` (what a resumed
-        run is checked against); the adversary's settings are left out without a defense.
+        run is checked against); the adversary's settings are left out without a defense,
+        the miner and ``samples_per_class`` when the recipe's batches are triplets.
         """
         out = self.to_dict()
         out["miner"] = self.triplet_miner
+        if self._triplet_batches:
+            out["miner"] = out["samples_per_class"] = None
         if self.defense is None:
             out["eps"] = out["alpha"] = out["steps"] = None
         else:

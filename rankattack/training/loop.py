@@ -9,6 +9,9 @@ defenses of :mod:`rankattack.defenses` (:func:`make_defense` builds the config's
 :func:`train_step` takes one step). After every epoch, and every
 ``checkpoint_seconds`` inside a long epoch, it checkpoints the run
 (:mod:`rankattack.training.checkpoints`), so an interrupted run resumes where it stopped.
+With ``config.recipe="eccv2020"`` the batches come as triplets instead
+(:class:`~rankattack.training.samplers.PerClassTripletSampler`): each step embeds the images
+the triplets use, once each, and trains on those triplets.
 """
 
 from __future__ import annotations
@@ -52,7 +55,11 @@ from rankattack.training.checkpoints import (
     _save_checkpoint,
 )
 from rankattack.training.config import TrainConfig, TrainResult
-from rankattack.training.samplers import ClassBalancedSampler
+from rankattack.training.samplers import (
+    ClassBalancedSampler,
+    PerClassTripletSampler,
+    recipe_sampler,
+)
 
 __all__ = ["build_adversary", "make_defense", "train", "train_step"]
 
@@ -114,7 +121,7 @@ def train(
     if checkpoint_seconds is not None:
         check_real(checkpoint_seconds, "checkpoint_seconds", low=0.0)
     labels = train_y.detach().cpu()
-    sampler = ClassBalancedSampler(labels, config.batch_size, config.samples_per_class)
+    sampler = recipe_sampler(config.recipe, labels, config.batch_size, config.samples_per_class)
     device = _resolve_device(config)
     path = None
     if out_dir is not None:
@@ -206,7 +213,7 @@ def _run_epoch(
     optimizer: torch.optim.Optimizer,
     defense: Defense,
     config: TrainConfig,
-    sampler: ClassBalancedSampler,
+    sampler: ClassBalancedSampler | PerClassTripletSampler,
     generator: torch.Generator,
     train_x: Tensor,
     labels: Tensor,
@@ -241,9 +248,9 @@ def _run_epoch(
     start = time.perf_counter()
     last_save = start
     for i in range(first, len(batches)):
-        idx = batches[i]
+        idx, triplets = _batch_images(batches[i], device)
         x = train_x[idx.to(train_x.device)].to(device, non_blocking=True)
-        loss = train_step(model, None, optimizer, x, None, defense, labels=labels[idx])
+        loss = train_step(model, None, optimizer, x, triplets, defense, labels=labels[idx])
         total += loss
         if bar is not None:
             bar.update(1)
@@ -273,6 +280,19 @@ def _run_epoch(
     if bar is not None:
         bar.close()
     return {"epoch": epoch + 1, "loss": mean_loss, "time": elapsed, "batches": len(batches)}
+
+
+def _batch_images(batch: Tensor, device: torch.device) -> tuple[Tensor, Triplets | None]:
+    """A sampler's batch as its image indices and its triplets (positions among the images).
+
+    ``[B]`` image indices come without triplets (the defense's miner picks them); ``[3, T]``
+    triplets of image indices give each image once and the triplets' positions among them.
+    """
+    if batch.ndim == 1:
+        return batch, None
+    images, positions = torch.unique(batch, return_inverse=True)
+    a, p, n = positions.to(device, non_blocking=True)
+    return images, (a, p, n)
 
 
 def make_defense(config: TrainConfig, generator: torch.Generator | None = None) -> Defense:

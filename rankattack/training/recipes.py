@@ -1,0 +1,172 @@
+"""Named training recipes: how a published model was trained, as one preset.
+
+A recipe is a batch scheme (which sampler draws the batches and their triplets, kept in
+:attr:`TrainConfig.recipe <rankattack.training.TrainConfig>` and saved in every checkpoint) and
+the settings of the run it reproduces. :func:`recipe_config` builds the
+:class:`~rankattack.training.TrainConfig` of a recipe, the values you give overriding the
+recipe's (``rankattack train --recipe NAME`` does the same with the options given).
+
+The recipes (:data:`RECIPES`):
+
+* ``"default"``: this library's defaults, :class:`~rankattack.training.TrainConfig` as it is:
+  class-balanced batches of 128 images (2 per class slot), one random triplet per image
+  (:class:`~rankattack.training.ClassBalancedSampler`), 8 epochs, Adam lr 1e-3, weight decay
+  1e-6.
+* ``"eccv2020"``: the training of the Fashion-MNIST ranking models of Zhou et al.,
+  "Adversarial Ranking Attack and Defense" (ECCV 2020), as the code released with the paper
+  does it (``cdluminate/advrank`` at commit c38641d, directory ``Code/``; its model
+  ``faC_c2f2_trip`` is this library's C2F1):
+
+  - C2F1, 1024-d embedding, cosine distance (``models/faC_c2f2_siamese.py`` L37-61);
+  - shuffled batches of 1,000 images, each image once per epoch (``config.yml`` L56-60,
+    ``models/datasets/fashion.py`` L47-51), and in each batch, for each of the 10 classes,
+    100 anchors, 100 positives of the class and 100 negatives of the other classes drawn
+    with replacement among the batch's images
+    (:class:`~rankattack.training.samplers.PerClassTripletSampler`; ``models/faC_c2f2_trip.py``
+    L47-59);
+  - triplet loss ``mean [0.2 + d(a, p) - d(a, n)]_+`` with ``d = 1 - cos``
+    (``models/faC_c2f2_trip.py`` L30, L63-65);
+  - Adam, lr 1e-3 (``config.yml`` L58), weight decay 1e-7 (``Train.py`` L61-62), no
+    learning-rate schedule, **30 epochs** (``config.yml`` L57);
+  - with the embedding-shift defense (``--defense est``): eps 0.3
+    (``pipeline/train-fashion-defense.sh`` L4) and the paper's PGD schedule, step
+    ``min(max(eps / 10, 1/255), 0.01)`` and ``min(max(10, 2 eps / step), 30)`` steps, so 0.01
+    and 30 steps for eps 0.3 (``models/faC_c2f2_siamese.py`` L126-127): the defaults of
+    :class:`~rankattack.training.TrainConfig` once eps is given.
+
+  The same authors' later Fashion-MNIST model (``cdluminate/advorder``, ICCV 2021,
+  ``lib/faC_c2f2.py`` and ``config.yml`` L31-35) trains 32 epochs with one triplet per
+  training image; that is not this recipe.
+
+Examples
+--------
+>>> cfg = recipe_config("eccv2020")
+>>> cfg.recipe, cfg.epochs, cfg.batch_size, cfg.weight_decay
+('eccv2020', 30, 1000, 1e-07)
+>>> recipe_config("eccv2020", defense="est").pgd_eps
+0.3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from rankattack._validation import check_choice
+
+if TYPE_CHECKING:
+    from rankattack.training.config import TrainConfig
+
+__all__ = ["RECIPES", "Recipe", "recipe_config"]
+
+#: The batch schemes a recipe can name (see :func:`rankattack.training.samplers.recipe_sampler`).
+SAMPLERS = ("class-balanced", "per-class-triplets")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named training recipe.
+
+    Attributes
+    ----------
+    name : str
+    sampler : {"class-balanced", "per-class-triplets"}
+        Its batch scheme: :class:`~rankattack.training.ClassBalancedSampler` (the defense's
+        miner picks the triplets in each batch) or
+        :class:`~rankattack.training.samplers.PerClassTripletSampler` (the batches are triplets).
+    settings : Mapping
+        :class:`~rankattack.training.TrainConfig` values it sets (the others keep their
+        defaults).
+    defense_eps : Mapping
+        The adversary's eps for a defense (canonical name) trained without an explicit eps.
+    source : str
+        Where the recipe comes from.
+    """
+
+    name: str
+    sampler: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    defense_eps: Mapping[str, float] = field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        check_choice(self.sampler, "sampler", SAMPLERS)
+        object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
+        object.__setattr__(self, "defense_eps", MappingProxyType(dict(self.defense_eps)))
+
+
+#: Recipe name -> :class:`Recipe`.
+RECIPES: Mapping[str, Recipe] = MappingProxyType(
+    {
+        "default": Recipe(
+            "default",
+            "class-balanced",
+            source="this library's defaults (TrainConfig)",
+        ),
+        "eccv2020": Recipe(
+            "eccv2020",
+            "per-class-triplets",
+            settings={
+                "model": "c2f1",
+                "loss": "triplet",
+                "metric": "cosine",
+                "margin": 0.2,
+                "epochs": 30,
+                "batch_size": 1000,
+                "lr": 1e-3,
+                "weight_decay": 1e-7,
+            },
+            defense_eps={"est": 0.3},
+            source="Zhou et al., ECCV 2020: the released code, cdluminate/advrank@c38641d "
+            "Code/ (models/faC_c2f2_trip.py, config.yml, Train.py, "
+            "pipeline/train-fashion-defense.sh)",
+        ),
+    }
+)
+
+
+def recipe_config(name: str = "default", **overrides: Any) -> TrainConfig:
+    """The :class:`~rankattack.training.TrainConfig` of the recipe ``name``.
+
+    Parameters
+    ----------
+    name : str, default "default"
+        A name of :data:`RECIPES`.
+    **overrides
+        :class:`~rankattack.training.TrainConfig` values that replace the recipe's (given as
+        they are: ``None`` is a value). With a defense and no ``eps``, the recipe's eps for
+        that defense (``Recipe.defense_eps``) is used when it has one.
+
+    Returns
+    -------
+    TrainConfig
+        With ``recipe=name``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a recipe, an override is not a config field (or is ``recipe``), or
+        the config rejects a value.
+    """
+    from rankattack.defenses.base import canonical_defense
+    from rankattack.training.config import TrainConfig  # config imports this module
+
+    check_choice(name, "recipe", tuple(RECIPES))
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"recipe"}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(
+            f"overrides must be TrainConfig fields other than recipe, got {unknown}; "
+            f"known: {sorted(fields)}"
+        )
+    recipe = RECIPES[name]
+    values: dict[str, Any] = {**recipe.settings, **overrides}
+    defense = values.get("defense")
+    if defense is not None and values.get("eps") is None:
+        eps = recipe.defense_eps.get(canonical_defense(defense))
+        if eps is not None:
+            values["eps"] = eps
+    return TrainConfig(**values, recipe=name)
