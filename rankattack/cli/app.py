@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from rankattack.cli import demo, evaluate, plot, robustness, train, transfer, universal
+from rankattack.distributed import distributed_session
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
@@ -58,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
     try:
-        code: int = args.func(args)
+        with distributed_session():  # one rank of a torchrun job, or a plain process
+            code: int = args.func(args)
     except (ValueError, FileNotFoundError) as exc:
         parser.exit(2, f"rankattack {args.command}: error: {exc}\n")
     return code

@@ -42,6 +42,7 @@ from rankattack.defenses import (
 )
 from rankattack.defenses.base import LossFn, apply_step, canonical_defense
 from rankattack.defenses.miners import get_miner
+from rankattack.distributed import distribute_defense, is_main_process
 from rankattack.losses import get_loss
 from rankattack.models import build_model
 from rankattack.pgd import LinfPGD
@@ -140,6 +141,9 @@ def train(
             history, partial = _resume(
                 path, config, signature, model, optimizer, generator, device, defense
             )
+        # under torchrun: DistributedDataParallel, every rank resumed alike; rank 0 saves
+        defense = distribute_defense(model, optimizer, defense, [signature, history, partial])
+        path = path if is_main_process() else None
         if history and not all(math.isfinite(h["loss"]) for h in history):
             return TrainResult(model.eval(), config, history, path, diverged=True)
         diverged = False
