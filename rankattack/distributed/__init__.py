@@ -26,7 +26,7 @@ environment
 sharding
     ``shard_range``, ``shard_sizes``, ``batch_ranges``, ``check_world_size``.
 collectives
-    ``map_batches``, ``from_main``, ``check_same``, ``RankFailedError``.
+    ``map_batches``, ``from_main``, ``check_same``, ``barrier``, ``RankFailedError``.
 mainprocesslog
     ``main_process_log``: results files read and written by rank 0.
 shardedgallery
@@ -42,6 +42,7 @@ from __future__ import annotations
 from rankattack.distributed.collectives import (
     RankFailedError,
     all_gather_objects,
+    barrier,
     check_same,
     from_main,
     map_batches,
@@ -84,6 +85,7 @@ __all__ = [
     "ShardedForward",
     "ShardedGallery",
     "all_gather_objects",
+    "barrier",
     "batch_ranges",
     "check_same",
     "check_world_size",

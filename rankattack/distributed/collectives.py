@@ -30,6 +30,7 @@ from rankattack.distributed.environment import environment
 __all__ = [
     "RankFailedError",
     "all_gather_objects",
+    "barrier",
     "check_same",
     "from_main",
     "map_batches",
@@ -152,6 +153,13 @@ def map_batches(
         results = sorted((pair for part, _ in gathered for pair in part), key=lambda p: p[0])
         for _, value in results:
             yield value if device is None else _to_device(value, device)
+
+
+def barrier() -> None:
+    """Wait until every rank got here (nothing without a job): e.g. until rank 0 has
+    written a file the others will read."""
+    if environment().active:
+        dist.barrier()
 
 
 def from_main(fn: Callable[[], _R]) -> _R:

@@ -69,6 +69,14 @@ def _sum_gradients(state: object, bucket: dist.GradBucket) -> torch.futures.Futu
     return work.get_future().then(lambda fut: fut.value()[0])
 
 
+# DDP compares the hook's annotations with the classes themselves, not their names
+_sum_gradients.__annotations__ = {
+    "state": object,
+    "bucket": dist.GradBucket,
+    "return": torch.futures.Future[Tensor],
+}
+
+
 def _has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
@@ -114,10 +122,12 @@ class DistributedDefense(Defense):
             nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model
         self.net = ShardedForward(model)
-        ids = [device.index if device.index is not None else torch.cuda.current_device()]
+        ids = None
+        if device.type == "cuda":
+            ids = [device.index if device.index is not None else torch.cuda.current_device()]
         self.ddp = DistributedDataParallel(
             _DefenseLoss(self.net, defense),
-            device_ids=ids if device.type == "cuda" else None,
+            device_ids=ids,
             find_unused_parameters=True,  # a batch without triplets uses no parameter
         )
         self.ddp.register_comm_hook(None, _sum_gradients)

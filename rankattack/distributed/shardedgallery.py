@@ -135,7 +135,8 @@ class ShardedGallery(Gallery):
     through the gallery's methods work on it unchanged: :class:`~rankattack.CandidateAttack`,
     :class:`~rankattack.QueryAttack` (with its semantics-preserving set),
     :class:`~rankattack.TargetedMismatchAttack`, GTT. LTM and GTM scan the rows
-    themselves and are refused (a ``TypeError`` from :class:`LocalRows`).
+    themselves and are refused (a ``TypeError`` from :class:`LocalRows`). A rank holding
+    every row (one process) behaves as a plain gallery in everything.
 
     Examples
     --------
@@ -326,7 +327,10 @@ class ShardedGallery(Gallery):
 
     def _fetch(self, local: Tensor, index: Any) -> Tensor:
         """Rows ``index`` (gallery positions) of the whole gallery, ``local`` being ours."""
-        if not isinstance(index, Tensor) or index.dtype in (torch.bool, torch.uint8):
+        positions = isinstance(index, Tensor) and index.dtype not in (torch.bool, torch.uint8)
+        if not positions:
+            if local.shape[0] == self._size:  # one rank holds every row: plain indexing
+                return local[index]
             raise TypeError(
                 f"a ShardedGallery's embeddings and labels hold only this rank's rows "
                 f"[{self._offset}, {self._offset + len(self._shard)}); index them with a "
@@ -351,6 +355,8 @@ class ShardedGallery(Gallery):
 
     # gallery-wide answers -------------------------------------------------------------
     def _blocks(self, rows: int) -> list[tuple[int, int]]:
+        if len(self._shard) == self._size:
+            return self._shard._blocks(rows)
         raise NotImplementedError(
             "a ShardedGallery has no blocks over all of its rows on one rank; use its "
             "count_closer, topk and hinge, which combine the shards"

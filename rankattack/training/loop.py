@@ -42,7 +42,7 @@ from rankattack.defenses import (
 )
 from rankattack.defenses.base import LossFn, apply_step, canonical_defense
 from rankattack.defenses.miners import get_miner
-from rankattack.distributed import distribute_defense, is_main_process
+from rankattack.distributed import barrier, distribute_defense, is_main_process
 from rankattack.losses import get_loss
 from rankattack.models import build_model
 from rankattack.pgd import LinfPGD
@@ -202,6 +202,7 @@ def train(
                 )
                 diverged = True
                 break
+    barrier()  # under torchrun: rank 0's checkpoint is written before any rank returns
     return TrainResult(model.eval(), config, history, path, diverged=diverged)
 
 
