@@ -454,6 +454,20 @@ def test_single_process_needs_no_job(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def test_commands_that_do_not_split_refuse_a_job(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rankattack.cli import main
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--tiny", "--no-progress"])
+    assert exc.value.code == 2
+    assert "rankattack demo: error: rankattack demo runs in one process" in capsys.readouterr().err
+    assert not torch.distributed.is_initialized()
+
+
 def test_malformed_launch_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RANK", "2")
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -33,6 +33,8 @@ class Command(Protocol):
 
 # the subcommands, in the order ``rankattack --help`` lists them
 COMMANDS: tuple[Command, ...] = (demo, train, evaluate, robustness, universal, transfer, plot)
+# the subcommands that split their work across the ranks of a torchrun job
+DISTRIBUTED = ("train", "evaluate", "robustness")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
     try:
-        with distributed_session():  # one rank of a torchrun job, or a plain process
+        # one rank of a torchrun job, or a plain process
+        with distributed_session(f"rankattack {args.command}", args.command in DISTRIBUTED):
             code: int = args.func(args)
     except (ValueError, FileNotFoundError) as exc:
         parser.exit(2, f"rankattack {args.command}: error: {exc}\n")

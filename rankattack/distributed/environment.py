@@ -194,13 +194,31 @@ def local_device(device: torch.device) -> torch.device:
 
 
 @contextlib.contextmanager
-def distributed_session(timeout: float | None = None) -> Iterator[DistributedEnv]:
+def distributed_session(
+    name: str = "this command", supported: bool = True, timeout: float | None = None
+) -> Iterator[DistributedEnv]:
     """Run a command as one rank of the launched job, or as a plain process.
 
     Starts the process group when launched (:func:`init_distributed`) and ends it on exit.
     On ranks other than 0, standard output and tqdm progress bars are silenced (rank 0
     speaks for the job; errors still reach standard error on every rank).
+
+    Parameters
+    ----------
+    name : str
+        The command, for messages.
+    supported : bool
+        Whether the command splits its work across ranks; a job of several ranks running
+        one that does not is refused (``ValueError`` on every rank), instead of every rank
+        computing and writing the same files.
+    timeout : float, optional
+        See :func:`init_distributed`.
     """
+    if launched() and not supported and _env_int("WORLD_SIZE") > 1:
+        raise ValueError(
+            f"{name} runs in one process: start it without torchrun (or with "
+            f"--nproc_per_node=1); evaluate, robustness and train split across ranks"
+        )
     started = launched() and not (dist.is_available() and dist.is_initialized())
     env = init_distributed(timeout)
     try:
