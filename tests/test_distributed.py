@@ -104,18 +104,19 @@ def _gallery_queries() -> tuple[Gallery, torch.Tensor, torch.Tensor]:
 def _gallery_answers(gallery: Gallery, queries: torch.Tensor, x: torch.Tensor) -> dict[str, Any]:
     """Ranks, top-k, hinge sums and gradients and two attacks' results on ``gallery``."""
     model = _model()
-    cands = torch.arange(20, 47).view(9, 3)
+    cands = torch.arange(27).view(9, 3) * 4 + 3  # rows of both ranks' shards
+    own = torch.arange(9).unsqueeze(1) * 13  # excluded rows, on both shards too
     full = _gallery_queries()[0]  # the whole gallery's rows, to name candidates by value
     out: dict[str, Any] = {}
     out["rank"] = gallery.rank(queries, full.embeddings[cands])
-    out["topk"] = gallery.topk(queries, 7, exclude_indices=torch.arange(9).unsqueeze(1))
+    out["topk"] = gallery.topk(queries, 7, exclude_indices=own)
     prepared = gallery.distance.prepare(queries).requires_grad_(True)
     thresholds = torch.linspace(0.05, 1.2, 27).view(9, 3).requires_grad_(True)
     hinge = gallery.hinge(prepared, thresholds, (1.0, -1.0, 1.0))
     (hinge * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
     out["hinge"] = (hinge.detach(), prepared.grad, thresholds.grad)
     qa = QueryAttack(model, gallery, "lower", eps=0.1, steps=5)
-    res = qa.run(x[:6], candidate_indices=cands[:6, :2], query_indices=torch.arange(6))
+    res = qa.run(x[own[:6, 0]], candidate_indices=cands[:6, :2], query_indices=own[:6, 0])
     out["qa"] = (res.adversarial, res.rank_before, res.rank_after, res.sp_rank_after)
     ca = CandidateAttack(model, gallery, "raise", eps=0.1, steps=5)
     res = ca.run(x[:6], query_embeddings=full.embeddings[cands[:6]])
