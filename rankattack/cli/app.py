@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from rankattack.cli import demo, evaluate, plot, robustness, train, transfer, universal
+from rankattack.distributed import distributed_session
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
@@ -32,6 +33,8 @@ class Command(Protocol):
 
 # the subcommands, in the order ``rankattack --help`` lists them
 COMMANDS: tuple[Command, ...] = (demo, train, evaluate, robustness, universal, transfer, plot)
+# the subcommands that split their work across the ranks of a torchrun job
+DISTRIBUTED = ("train", "evaluate", "robustness")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
     try:
-        code: int = args.func(args)
+        # one rank of a torchrun job, or a plain process
+        with distributed_session(f"rankattack {args.command}", args.command in DISTRIBUTED):
+            code: int = args.func(args)
     except (ValueError, FileNotFoundError) as exc:
         parser.exit(2, f"rankattack {args.command}: error: {exc}\n")
     return code

@@ -28,15 +28,17 @@ def _say(text: str = "") -> None:
 
 
 def _device(name: str) -> torch.device:
+    from rankattack.distributed import local_device  # under torchrun: cuda:LOCAL_RANK
+
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return local_device(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         dev = torch.device(name)
     except RuntimeError as exc:
         raise SystemExit(f"rankattack: --device: {exc}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("rankattack: --device cuda requested but CUDA is not available")
-    return dev
+    return local_device(dev)
 
 
 # --------------------------------------------------------------------------------------

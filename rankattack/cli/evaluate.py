@@ -72,6 +72,7 @@ def add_parser(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rankattack evaluate``; returns the exit status."""
+    from rankattack.distributed import is_main_process
     from rankattack.evaluation import evaluate
 
     device = _device(args.device)
@@ -98,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )  # fmt: skip
     wall = time.perf_counter() - start
+    if not is_main_process():
+        return 0  # rank 0 writes the tables and figures of a torchrun job
     paper = _paper(args.paper, args.dataset, defended)
     _say(result.table(paper=paper))
     written = _write_outputs(result, out, paper, figures=not args.no_figures)

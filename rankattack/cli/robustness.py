@@ -122,6 +122,7 @@ def _names(args: argparse.Namespace, files: list[Path]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rankattack robustness``; returns the exit status."""
+    from rankattack.distributed import is_main_process
     from rankattack.evaluation.robustness import (
         find_published,
         robustness_report,
@@ -162,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
         setting = (data.name, profile.name, config.model, config.metric, config.defense)
         published.append(find_published(*setting, loss=config.loss))
     wall = time.perf_counter() - start
+    if not is_main_process():
+        return 0  # rank 0 writes the tables and the figure of a torchrun job
     title = f"Robustness on {data.name}: profile {profile.name} " + (
         f"(eps = {profile.eps:.4g}, alpha = {profile.alpha:.4g}, {profile.steps} steps), "
         f"T = {reports[0].samples}, seed {args.seed}"

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from rankattack._validation import check_choice, check_int, check_real, check_tensor
 from rankattack.attacks import CandidateAttack, MaxShiftAttack, QueryAttack
+from rankattack.distributed import map_batches
 from rankattack.evaluation.sampling import ATTACKS, cell_seed, sample_anchors, sample_cell
 from rankattack.evaluation.statistics import confidence_interval
 from rankattack.gallery import Gallery
@@ -211,23 +212,31 @@ def run_cell(
     if attack.startswith("CA"):
         ca = CandidateAttack(model, gallery, direction, eps=eps, alpha=alpha, steps=steps)
         per_call = min(batch_size, max(1, gallery.chunk_budget // (size * len(gallery))))
-        for s in range(0, samples, per_call):
+
+        def ca_batch(s: int) -> tuple[Tensor, Tensor]:
             a, p = anchors[s : s + per_call], partners[s : s + per_call]
             res = ca.run(inputs[a], query_embeddings=gallery.embeddings[p])
-            before.append(res.rank_before)
-            after.append(res.rank_after)
+            return res.rank_before, res.rank_after
+
+        for b, af in map_batches(ca_batch, range(0, samples, per_call), device=device):
+            before.append(b)
+            after.append(af)
     else:
         qa = QueryAttack(
             model, gallery, direction, eps=eps, alpha=alpha, steps=steps, xi=xi, sp_size=sp_size
         )
-        for s in range(0, samples, batch_size):
+
+        def qa_batch(s: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
             a, p = anchors[s : s + batch_size], partners[s : s + batch_size]
             res = qa.run(inputs[a], candidate_indices=p, query_indices=a)
-            before.append(res.rank_before)
-            after.append(res.rank_after)
-            if res.sp_rank_before is not None and res.sp_rank_after is not None:
-                sp_before.append(res.sp_rank_before)
-                sp_after.append(res.sp_rank_after)
+            return res.rank_before, res.rank_after, res.sp_rank_before, res.sp_rank_after
+
+        for b, af, spb, spa in map_batches(qa_batch, range(0, samples, batch_size), device=device):
+            before.append(b)
+            after.append(af)
+            if spb is not None and spa is not None:
+                sp_before.append(spb)
+                sp_after.append(spa)
     mean, ci = confidence_interval(100.0 * torch.cat(after))
     sp_mean = sp_ci = sp_b = None
     if sp_after:
@@ -278,10 +287,17 @@ def run_shift_cell(
     generator = torch.Generator().manual_seed(cseed)
     anchors = sample_anchors(inputs.shape[0], samples, generator).to(inputs.device)
     atk = MaxShiftAttack(model, eps=eps, alpha=alpha, steps=steps, metric=metric)
-    shifts = []
+
+    def shift_batch(s: int) -> Tensor:
+        return atk.run(inputs[anchors[s : s + batch_size]]).shift
+
+    def skip(s: int) -> None:  # the start MaxShiftAttack draws, for another rank's batch
+        n = min(batch_size, samples - s)
+        torch.rand((n, *inputs.shape[1:]), device=inputs.device, dtype=inputs.dtype)
+
     with _seeded(cseed, inputs.device):
-        for s in range(0, samples, batch_size):
-            shifts.append(atk.run(inputs[anchors[s : s + batch_size]]).shift)
+        starts = range(0, samples, batch_size)
+        shifts = list(map_batches(shift_batch, starts, skip=skip, device=inputs.device))
     mean, ci = confidence_interval(torch.cat(shifts))
     return CellResult(
         attack=SHIFT,

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from rankattack._validation import check_choice, check_int, check_real, check_tensor
+from rankattack.distributed import check_world_size, main_process_log
 from rankattack.evaluation.cells import (
     SHIFT,
     CellResult,
@@ -114,6 +115,7 @@ def evaluate(
     eps = [check_real(e, "eps", low=0.0) for e in eps]
     sizes = [check_int(s, "sizes", low=1) for s in sizes]
     samples = check_int(samples, "samples", low=1)
+    check_world_size(samples)
     seed = check_int(seed, "seed")
     batch_size = check_int(batch_size, "batch_size", low=1)
     check_real(top_fraction, "top_fraction", low=0.0, high=1.0, low_open=True)
@@ -135,7 +137,7 @@ def evaluate(
         "metric": gallery.metric,
         "recall_at_1": r1,
     }
-    log = ResultsLog(results) if results is not None else None
+    log = main_process_log(ResultsLog(results)) if results is not None else None
     done: dict[str, CellResult] = {}
     if log is not None:
         old_meta, old_cells = log.read()

@@ -46,6 +46,7 @@ class CandidateObjective(RankingObjective):
         flat = self.queries.reshape(self.n * self.w, -1)
         self._flat = flat
         fits = self.n * self.w * len(gallery) <= gallery.chunk_budget
+        fits = fits and gallery.embeddings.shape[0] == len(gallery)  # not a sharded gallery
         self._sorted = SortedHinge(gallery, flat) if fits else None
 
     def _thresholds(self, embeddings: Tensor) -> Tensor:

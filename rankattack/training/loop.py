@@ -45,6 +45,7 @@ from rankattack.defenses import (
 )
 from rankattack.defenses.base import LossFn, apply_step, canonical_defense
 from rankattack.defenses.miners import get_miner
+from rankattack.distributed import barrier, distribute_defense, is_main_process
 from rankattack.losses import get_loss
 from rankattack.models import build_model
 from rankattack.pgd import LinfPGD
@@ -147,6 +148,9 @@ def train(
             history, partial = _resume(
                 path, config, signature, model, optimizer, generator, device, defense
             )
+        # under torchrun: DistributedDataParallel, every rank resumed alike; rank 0 saves
+        defense = distribute_defense(model, optimizer, defense, [signature, history, partial])
+        path = path if is_main_process() else None
         if history and not all(math.isfinite(h["loss"]) for h in history):
             return TrainResult(model.eval(), config, history, path, diverged=True)
         diverged = False
@@ -205,6 +209,7 @@ def train(
                 )
                 diverged = True
                 break
+    barrier()  # under torchrun: rank 0's checkpoint is written before any rank returns
     return TrainResult(model.eval(), config, history, path, diverged=diverged)
 
 

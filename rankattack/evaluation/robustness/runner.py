@@ -48,6 +48,7 @@ from rankattack.attacks import (
     QueryAttack,
     TargetedMismatchAttack,
 )
+from rankattack.distributed import check_world_size, main_process_log, map_batches
 from rankattack.evaluation.robustness.ers import METRICS, ers_defined
 from rankattack.evaluation.robustness.log import Chunk, RobustnessLog
 from rankattack.evaluation.robustness.profiles import (
@@ -292,6 +293,7 @@ def robustness_report(
         samples = check_int(samples, "samples", low=1)
         if samples > n:
             raise ValueError(f"samples must be at most |X| = {n} (or None for all), got {samples}")
+    check_world_size(n if samples is None else samples)
     seed = check_int(seed, "seed", low=0)
     metric = check_choice(metric, "metric", METRICS)
     batch_size = check_int(batch_size, "batch_size", low=1)
@@ -299,7 +301,7 @@ def robustness_report(
         raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
-    log = RobustnessLog(results) if results is not None else None
+    log = main_process_log(RobustnessLog(results)) if results is not None else None
     check_unit_range(inputs, "inputs")
     if not ers_defined(metric):
         message = (
@@ -361,25 +363,29 @@ def robustness_report(
         bar = tqdm(total=len(plan), desc=f"{name} {prof.name}", unit="chunk")
     chunks = list(logged)
     targets: dict[str, Tensor | None] = {}
+
+    def run_chunk(item: tuple[str, int, int]) -> Chunk:
+        attack, s, e = item
+        start = time.perf_counter()
+        if attack not in targets:
+            targets[attack] = draw_targets(attack, gallery, queries, seed)
+        drawn = targets[attack]
+        q = queries[s:e]
+        part = None if drawn is None else drawn[s:e].to(device)
+        values = suite.run(attack, inputs[q], q, part)
+        return Chunk(
+            attack=attack,
+            start=s,
+            stop=e,
+            before={k: v[0].detach().double().cpu().tolist() for k, v in values.items()},
+            after={k: v[1].detach().double().cpu().tolist() for k, v in values.items()},
+            seconds=time.perf_counter() - start,
+        )
+
     try:
-        for attack, s, e in plan:
+        for chunk in map_batches(run_chunk, plan, per_rank=1):
             if bar is not None:
-                bar.set_postfix_str(attack)
-            start = time.perf_counter()
-            if attack not in targets:
-                targets[attack] = draw_targets(attack, gallery, queries, seed)
-            drawn = targets[attack]
-            q = queries[s:e]
-            part = None if drawn is None else drawn[s:e].to(device)
-            values = suite.run(attack, inputs[q], q, part)
-            chunk = Chunk(
-                attack=attack,
-                start=s,
-                stop=e,
-                before={k: v[0].detach().double().cpu().tolist() for k, v in values.items()},
-                after={k: v[1].detach().double().cpu().tolist() for k, v in values.items()},
-                seconds=time.perf_counter() - start,
-            )
+                bar.set_postfix_str(chunk.attack)
             if log is not None:
                 log.append(chunk)
             chunks.append(chunk)
