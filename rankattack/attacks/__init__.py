@@ -4,7 +4,8 @@ One attack per module, each named for its class: :mod:`~rankattack.attacks.candi
 (CA, Eq. 1-7), :mod:`~rankattack.attacks.queryattack` (QA and SP-QA, Eq. 8-12),
 :mod:`~rankattack.attacks.maxshiftattack` (Eq. 13) and the
 :mod:`~rankattack.attacks.universalrankattack` package (Eq. 14, with its perturbation
-file, results and seen / unseen protocol). :mod:`~rankattack.attacks.base` holds what
+file, results and seen / unseen protocol) and
+:mod:`~rankattack.attacks.whiteboxorderattack` (the Order Attack of AdvOrder, ICCV 2021). :mod:`~rankattack.attacks.base` holds what
 every attack shares (model handling, the PGD engine, results, repr) and
 :mod:`~rankattack.attacks.targets` the one argument resolver: the ways a user names an
 attack's targets (queries, candidates, their indices or embeddings), validated.
@@ -22,16 +23,24 @@ from rankattack.attacks.universalrankattack import (
     UniversalResult,
     evaluate_seen_unseen,
 )
+from rankattack.attacks.whiteboxorderattack import (
+    OrderResult,
+    WhiteBoxOrderAttack,
+    random_target_order,
+)
 
 __all__ = [
     "AttackResult",
     "CandidateAttack",
     "MaxShiftAttack",
+    "OrderResult",
     "QueryAttack",
     "RankingAttack",
     "SeenUnseenResult",
     "ShiftResult",
     "UniversalRankAttack",
     "UniversalResult",
+    "WhiteBoxOrderAttack",
     "evaluate_seen_unseen",
+    "random_target_order",
 ]

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from rankattack.cli import demo, evaluate, plot, train, transfer, universal
+from rankattack.cli import blackbox, demo, evaluate, plot, serve, train, transfer, universal
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
 
@@ -31,7 +31,7 @@ class Command(Protocol):
 
 
 # the subcommands, in the order ``rankattack --help`` lists them
-COMMANDS: tuple[Command, ...] = (demo, train, evaluate, universal, transfer, plot)
+COMMANDS: tuple[Command, ...] = (demo, train, evaluate, universal, transfer, plot, blackbox, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,9 @@ perturbed inputs ``[N, D]`` to a per-sample loss ``[N]`` that the PGD engine min
   Semantics-Preserving term (Eq. 11 / 9 / 12);
 - :mod:`~rankattack.objectives.maxshift`: :class:`MaxShiftObjective`, the maximum
   embedding shift (Eq. 13);
+- :mod:`~rankattack.objectives.order`: :class:`OrderObjective`, the Order Attack's
+  pairwise hinges on a wanted order (AdvOrder, ICCV 2021) and :func:`order_agreement`,
+  its short-range ranking correlation;
 - :mod:`~rankattack.objectives.sortedhinge`: the sorted-distance hinge sums behind the
   Candidate Attack's fast path.
 """
@@ -20,12 +23,15 @@ from __future__ import annotations
 from rankattack.objectives.base import DIRECTIONS, RankingObjective
 from rankattack.objectives.candidate import CandidateObjective
 from rankattack.objectives.maxshift import MaxShiftObjective
+from rankattack.objectives.order import OrderObjective, order_agreement
 from rankattack.objectives.query import QueryObjective
 
 __all__ = [
     "DIRECTIONS",
     "CandidateObjective",
     "MaxShiftObjective",
+    "OrderObjective",
     "QueryObjective",
     "RankingObjective",
+    "order_agreement",
 ]
