@@ -5,7 +5,8 @@ One attack per module, each named for its class: :mod:`~rankattack.attacks.candi
 :mod:`~rankattack.attacks.maxshiftattack` (Eq. 13) and the
 :mod:`~rankattack.attacks.universalrankattack` package (Eq. 14, with its perturbation
 file, results and seen / unseen protocol) and
-:mod:`~rankattack.attacks.whiteboxorderattack` (the Order Attack of AdvOrder, ICCV 2021). :mod:`~rankattack.attacks.base` holds what
+:mod:`~rankattack.attacks.whiteboxorderattack` (the Order Attack of AdvOrder, ICCV 2021).
+:mod:`~rankattack.attacks.base` holds what
 every attack shares (model handling, the PGD engine, results, repr) and
 :mod:`~rankattack.attacks.targets` the one argument resolver: the ways a user names an
 attack's targets (queries, candidates, their indices or embeddings), validated.

@@ -65,7 +65,9 @@ class OrderResult:
 
 
 class WhiteBoxOrderAttack(RankingAttack):
-    """White-box Order Attack (Wang et al., "Practical Relative Order Attack in Deep Ranking", ICCV 2021).
+    """White-box Order Attack (Wang et al., "Practical Relative Order Attack in Deep Ranking").
+
+    ICCV 2021 (AdvOrder), Sec. 3.2.
 
     Perturbs each query within an L-inf ball so that its k chosen items come back in the
     wanted order while staying near the top: PGD on ``L_ReO + xi * L_SP``

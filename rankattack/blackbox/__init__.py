@@ -29,6 +29,8 @@ from rankattack.blackbox.oracle import (
 from rankattack.blackbox.orderattack import OrderAttack
 from rankattack.blackbox.rand import RandSearch
 from rankattack.blackbox.randomsearch import SquareSearch
+from rankattack.blackbox.removal import RemovalAttack, RemovalResult
+from rankattack.blackbox.scorebased import ScoreCandidateAttack, ScoreQueryAttack, ScoreResult
 from rankattack.blackbox.search import Optimizer, SearchProblem
 from rankattack.blackbox.spsa import SPSA
 from rankattack.blackbox.src import short_range_correlation
@@ -45,6 +47,11 @@ __all__ = [
     "OrderResult",
     "RandSearch",
     "RankingOracle",
+    "RemovalAttack",
+    "RemovalResult",
+    "ScoreCandidateAttack",
+    "ScoreQueryAttack",
+    "ScoreResult",
     "SearchProblem",
     "SquareSearch",
     "short_range_correlation",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -29,12 +28,14 @@ __all__ = ["HTTPOracle"]
 logger = logging.getLogger(__name__)
 
 
-class _Retryable(Exception):
+class _RetryableError(Exception):
     pass
 
 
 class HTTPOracle(RankingOracle):
-    """A ranking service reached over HTTP (JSON in, JSON out; see :mod:`~rankattack.blackbox.protocol`).
+    """A ranking service reached over HTTP (JSON in, JSON out).
+
+    The wire format is described in :mod:`~rankattack.blackbox.protocol`.
 
     Parameters
     ----------
@@ -111,19 +112,19 @@ class HTTPOracle(RankingOracle):
         req = urllib.request.Request(url, data=body, method="GET" if body is None else "POST")
         req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:300].decode("utf-8", "replace")
             if exc.code >= 500:
-                raise _Retryable(f"HTTP {exc.code}: {detail}") from None
+                raise _RetryableError(f"HTTP {exc.code}: {detail}") from None
             raise OracleError(f"{url}: HTTP {exc.code}: {detail}") from None
-        except (TimeoutError, socket.timeout) as exc:
-            raise _Retryable(f"no answer within {self.timeout} s ({exc})") from None
+        except TimeoutError as exc:
+            raise _RetryableError(f"no answer within {self.timeout} s ({exc})") from None
         except urllib.error.URLError as exc:
-            raise _Retryable(f"{exc.reason}") from None
+            raise _RetryableError(f"{exc.reason}") from None
         except (ConnectionError, OSError) as exc:
-            raise _Retryable(str(exc)) from None
+            raise _RetryableError(str(exc)) from None
         try:
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -137,7 +138,7 @@ class HTTPOracle(RankingOracle):
         for attempt in range(self.retries + 1):
             try:
                 return self._once(url, body)
-            except _Retryable as exc:
+            except _RetryableError as exc:
                 last = str(exc)
                 logger.warning("%s: attempt %d/%d failed: %s", url, attempt + 1,
                                self.retries + 1, last)  # fmt: skip

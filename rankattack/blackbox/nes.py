@@ -1,4 +1,4 @@
-"""NES: antithetic Gaussian search with signed Adam-style momentum (AdvOrder; robrank's NES mode)."""
+"""NES: antithetic Gaussian search with signed Adam-style momentum (AdvOrder, robrank)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ class NES(Optimizer):
         sigma = 2.0 * eps if self.sigma is None else self.sigma
         if sigma <= 0:
             return
-        x = problem.origin.clone()
+        x = problem.start.clone()
         m = torch.zeros_like(x)
         v = torch.zeros_like(x)
         step = 0

@@ -22,7 +22,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 
 
 def make_optimizer(value: Any, population: int, choices: tuple[str, ...]) -> Optimizer:
-    """An :class:`Optimizer` from a name among ``choices`` (built with ``population``) or as given."""
+    """An :class:`Optimizer` named among ``choices`` (with ``population``), or as given."""
     if isinstance(value, Optimizer):
         return value
     if not isinstance(value, str) or value not in choices:

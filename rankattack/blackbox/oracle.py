@@ -82,7 +82,7 @@ class RankingOracle(ABC):
         self._used = torch.zeros(0, dtype=torch.long)
 
     def charge(self, owner: Tensor) -> None:
-        """Count one query per entry of ``owner`` ``[M]``; raise past the budget, counting nothing."""
+        """Count a query per entry of ``owner`` ``[M]``; past the budget raise, counting none."""
         counts = torch.bincount(owner.detach().cpu(), minlength=self._used.shape[0])
         used = self._used
         if counts.shape[0] > used.shape[0]:
@@ -167,7 +167,7 @@ class RankingOracle(ABC):
 
 
 def locate_in_lists(ids: Tensor, items: Tensor) -> Tensor:
-    """Positions ``[M, k]`` of ``items`` ``[M, k]`` in ranked lists ``ids`` ``[M, N]`` (-1: absent)."""
+    """Positions ``[M, k]`` of ``items`` ``[M, k]`` in the lists ``ids`` ``[M, N]`` (-1: absent)."""
     out = torch.full(items.shape, -1, dtype=torch.long, device=ids.device)
     items = items.to(ids.device)
     for j in range(items.shape[1]):  # k is small; each pass is vectorized over rows and N
@@ -273,11 +273,18 @@ class ModelOracle(RankingOracle):
                 val, idx = torch.sort(d, dim=1, stable=True)
             else:
                 val, idx = torch.topk(d, n, dim=1, largest=False, sorted=True)
-                # ties: by gallery index (stable sort of the index-sorted selection)
+                # ties broken by gallery index: order the selection by (distance, index) ...
                 order = idx.argsort(dim=1)
                 val, idx = val.gather(1, order), idx.gather(1, order)
                 val, o2 = torch.sort(val, dim=1, stable=True)
                 idx = idx.gather(1, o2)
+                # ... and where items tie with the last one selected, re-select exactly
+                last = val[:, -1:]
+                cut = (d == last).sum(1) > (val == last).sum(1)
+                if bool(cut.any()):
+                    rows = torch.nonzero(cut).flatten()
+                    v2, i2 = torch.sort(d[rows], dim=1, stable=True)
+                    val[rows], idx[rows] = v2[:, :n], i2[:, :n]
             ids.append(idx)
             dists.append(val)
         return torch.cat(ids), torch.cat(dists)

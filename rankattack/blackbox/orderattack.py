@@ -40,7 +40,9 @@ def check_oracle(oracle: Any) -> RankingOracle:
 
 
 class OrderAttack:
-    """Black-box Order Attack (Wang et al., "Practical Relative Order Attack in Deep Ranking", ICCV 2021).
+    """Black-box Order Attack (Wang et al., "Practical Relative Order Attack in Deep Ranking").
+
+    ICCV 2021 (AdvOrder), Sec. 3.3-4.
 
     Perturbs each query within an L-inf ball so that k chosen gallery items come back
     in a wanted order, seeing only the ranked ids the oracle returns. The criterion is
@@ -106,10 +108,10 @@ class OrderAttack:
         self.eps = check_real(eps, "eps", low=0.0)
         population = check_int(population, "population", low=1)
         self.optimizer = make_optimizer(optimizer, population, ("spsa", "nes", "rand", "square"))
-        budget = check_budget(budget)
-        if budget is None:
+        budget_ = check_budget(budget)
+        if budget_ is None:
             raise TypeError("budget must be an int, got None")
-        self.budget = budget
+        self.budget = budget_
         need = 1 + self.optimizer.population + self.optimizer.reserve
         if self.budget < need:
             raise ValueError(
@@ -173,7 +175,8 @@ class OrderAttack:
             clean = clean.to(queries.device)
             if clean.shape[1] < self.k:
                 raise ValueError(
-                    f"k must be <= the length of the returned lists ({clean.shape[1]}), got {self.k}"
+                    f"k must be <= the length of the returned lists ({clean.shape[1]}), "
+                    f"got {self.k}"
                 )
             if target_order is None:
                 target = random_target_order(clean[:, : self.k], self.seed, ids)

@@ -1,4 +1,4 @@
-"""Rand: uniform samples in the eps-ball around the clean input, keep the best (AdvOrder's baseline)."""
+"""Rand: uniform samples in the eps-ball around the clean input, the best kept (AdvOrder)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ import math
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from rankattack._validation import check_real
 from rankattack.blackbox.search import Optimizer, SearchProblem

@@ -1,4 +1,4 @@
-"""Black-box results: per-query records, their summary (tau_S, success, queries, norms) and budget curves.
+"""Black-box results: per-query records, their summary and budget curves.
 
 A run appends :class:`ChunkRecord` lines to a JSON-lines file (:class:`BlackBoxLog`) as
 each chunk of queries finishes; a rerun skips the chunks already there, so a killed run

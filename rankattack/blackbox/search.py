@@ -1,4 +1,4 @@
-"""The bookkeeping every query-based search shares: budget, batched scoring, best so far, early stop.
+"""What every query-based search shares: budget, batched scoring, best so far, early stop.
 
 An optimizer (:mod:`~rankattack.blackbox.spsa`, :mod:`~rankattack.blackbox.nes`,
 :mod:`~rankattack.blackbox.rand`, :mod:`~rankattack.blackbox.randomsearch`) proposes
@@ -49,6 +49,9 @@ class SearchProblem:
     rng : KeyedRandom
     stop : float or None
         Retire a row once its best score is above this (``None``: never).
+    start : Tensor, optional
+        ``[B, *S]`` first iterate of the iterative optimizers (default ``origin``), e.g.
+        a transfer attack's output; clipped to the feasible set.
     """
 
     def __init__(
@@ -64,6 +67,7 @@ class SearchProblem:
         stop: float | None = None,
         clip_min: float = 0.0,
         clip_max: float = 1.0,
+        start: Tensor | None = None,
     ) -> None:
         self.score_fn = score
         self.origin = origin
@@ -74,6 +78,7 @@ class SearchProblem:
         self.stop = stop
         self.lo = (origin - eps).clamp_(clip_min, clip_max)
         self.hi = (origin + eps).clamp_(clip_min, clip_max)
+        self.start = origin.clone() if start is None else torch.clamp(start, self.lo, self.hi)
         self.best_x = origin.clone()
         self.best_score = start_score.clone()
         self.best_aux = start_aux.clone()
@@ -93,7 +98,7 @@ class SearchProblem:
         return self.budget - self.spent
 
     def population(self, wanted: int, reserve: int = 0, even: bool = False) -> int:
-        """The population size affordable now: ``min(wanted, remaining - reserve)`` (even if asked)."""
+        """Population affordable now: ``min(wanted, remaining - reserve)`` (even if asked)."""
         p = min(wanted, self.remaining - reserve)
         if even:
             p -= p % 2

@@ -98,7 +98,7 @@ def make_server(
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             logger.debug("%s - %s", self.address_string(), format % args)
 
         def _send(self, status: int, payload: dict[str, Any]) -> None:
@@ -109,13 +109,13 @@ def make_server(
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path.rstrip("/").endswith("/info"):
                 self._send(200, service.info())
             else:
                 self._send(404, {"error": f"no such resource {self.path}; POST /search, GET /info"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             if not self.path.rstrip("/").endswith("/search"):
                 self._send(404, {"error": f"no such resource {self.path}; POST /search"})
                 return

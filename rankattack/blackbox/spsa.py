@@ -48,7 +48,7 @@ class SPSA(Optimizer):
         return {**super()._params(), "sigma": self.sigma, "lr": self.lr}
 
     def search(self, problem: SearchProblem, eps: float) -> None:
-        x = problem.origin.clone()
+        x = problem.start.clone()
         step = 0
         while True:
             pop = problem.population(self.population, reserve=self.reserve, even=True)

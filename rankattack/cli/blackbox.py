@@ -1,4 +1,4 @@
-"""``rankattack blackbox``: query-based attacks on a checkpoint (simulated service) or an HTTP service.
+"""``rankattack blackbox``: query-based attacks on a checkpoint or on an HTTP search service.
 
 Attacks the first T test images as queries (their own copies stay in the gallery, as in
 AdvOrder), chunk by chunk; each finished chunk is appended to ``<out>/results.jsonl``,
@@ -59,7 +59,7 @@ def add_parser(
     p.add_argument("--top-n", type=int, default=0,
                    help="visible list length; 0: the whole list (default: 0)")  # fmt: skip
     p.add_argument("--budget", default="1000",
-                   help="queries per attacked query; comma-separated for a budget curve")  # fmt: skip
+                   help="queries per attacked query; comma-separated: a budget curve")  # fmt: skip
     p.add_argument("--population", type=int, default=None,
                    help="candidates per oracle call (default: 50; square: 1)")  # fmt: skip
     p.add_argument("--samples", type=int, default=500, help="T, queries attacked (default: 500)")
@@ -78,7 +78,7 @@ def _cell(args: argparse.Namespace, eps: float, budget: int, population: int) ->
     return f"{args.attack}:{opt}:k={args.k}:eps={e}:N={n}:Q={budget}:P={population}"
 
 
-def run(args: argparse.Namespace) -> int:  # noqa: C901
+def run(args: argparse.Namespace) -> int:
     """Run ``rankattack blackbox``; returns the exit status."""
     from rankattack.blackbox.report import BlackBoxLog, summarize, summary_table
 

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         server = make_server(service, args.host, args.port)
     except OSError as exc:
         raise ValueError(f"--port {args.port}: cannot bind {args.host}: {exc}") from None
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     _say(f"serving {args.checkpoint} ({len(gallery)} items of {data.name}) on "
          f"http://{host}:{port}/search (GET /info); Ctrl-C stops")  # fmt: skip
     try:
