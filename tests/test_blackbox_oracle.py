@@ -7,7 +7,8 @@ import torch
 
 from rankattack import Gallery
 from rankattack.blackbox import BudgetExceededError, ModelOracle
-from rankattack.blackbox.oracle import locate_in_lists
+from rankattack.blackbox.oracle import locate_in_lists, rank_among
+from rankattack.objectives import order_agreement
 
 
 def test_model_oracle_ranks_like_the_gallery(trained_digits) -> None:
@@ -32,6 +33,9 @@ def test_locate_matches_the_returned_lists(trained_digits) -> None:
         pos = oracle.locate(x[:10], items)
         assert torch.equal(pos, locate_in_lists(ids, items))
         assert torch.equal(pos[:, :3], torch.tensor([4, 0, 2]).expand(10, 3))
+        order = oracle.order_of(x[:10], items)
+        assert torch.equal(order, rank_among(pos))
+        torch.testing.assert_close(order_agreement(order), order_agreement(pos))
 
 
 def test_ties_are_broken_by_gallery_index() -> None:
@@ -44,6 +48,8 @@ def test_ties_are_broken_by_gallery_index() -> None:
     short = ModelOracle(torch.nn.Flatten(), gallery, top_n=2, budget=None)
     assert short(q).tolist() == [[0, 2]]
     assert short.locate(q, torch.tensor([[3, 2]])).tolist() == [[-1, 1]]
+    assert short.order_of(q, torch.tensor([[3, 2, 0]])).tolist() == [[-1, 1, 0]]
+    assert oracle.order_of(q, torch.tensor([[3, 2, 0, 4]])).tolist() == [[2, 1, 0, 3]]
 
 
 def test_counts_are_exact_and_the_budget_is_enforced_before_sending(trained_digits) -> None:

@@ -48,20 +48,25 @@ class OrderResult:
     tau_before, tau : Tensor
         ``[B]`` short-range ranking correlation tau_S of the clean and of the adversarial
         queries (AdvOrder's figure is the mean of ``tau``).
-    positions : Tensor
-        ``[B, k]`` 0-based positions of the wanted items in the adversarial query's list
-        (-1: outside the visible list).
+    order : Tensor
+        ``[B, k]`` each wanted item's rank among the visible wanted items in the
+        adversarial query's list (0 = highest; -1: outside the visible list): what
+        tau_S is computed from.
     queries_used : Tensor
         ``[B]`` oracle queries spent per attacked query, its clean look-up included
         (0 for the white-box attack).
+    positions : Tensor or None
+        ``[B, k]`` 0-based positions of the wanted items in the full list (white-box
+        attack; a black-box attack sees only what the oracle returns).
     """
 
     adversarial: Tensor
     target_order: Tensor
     tau_before: Tensor
     tau: Tensor
-    positions: Tensor
+    order: Tensor
     queries_used: Tensor
+    positions: Tensor | None = None
 
 
 class WhiteBoxOrderAttack(RankingAttack):
@@ -183,6 +188,7 @@ class WhiteBoxOrderAttack(RankingAttack):
             target_order=target,
             tau_before=objective.tau(q_emb),
             tau=objective.tau(adv_emb),
+            order=pos.argsort(1).argsort(1),
             positions=pos,
             queries_used=torch.zeros(queries.shape[0], dtype=torch.long, device=queries.device),
         )

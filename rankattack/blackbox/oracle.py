@@ -126,6 +126,10 @@ class RankingOracle(ABC):
         ids, _ = self._search(images)
         return locate_in_lists(ids, items)
 
+    def _order_of(self, images: Tensor, items: Tensor) -> Tensor:
+        """Ranks ``[M, k]`` of ``items`` among themselves in the lists (-1: not visible)."""
+        return rank_among(self._locate(images, items))
+
     def _check_images(self, images: Any) -> Tensor:
         check_tensor(images, "images", min_ndim=2, floating=True)
         check_unit_range(images, "images")
@@ -164,6 +168,37 @@ class RankingOracle(ABC):
         self.charge(self._owner(owner, images.shape[0], images.device))
         with torch.no_grad():
             return self._locate(images.detach(), items.to(images.device))
+
+    def order_of(self, images: Tensor, items: Tensor, owner: Tensor | None = None) -> Tensor:
+        """Where ``items`` ``[M, k]`` stand relative to each other in the lists, and if visible.
+
+        One oracle query per image, charged like :meth:`__call__`. Returns ``[M, k]``
+        int64: each visible item's rank among the visible items of its row (0 = highest),
+        -1 for items outside the visible list. It is :meth:`locate` reduced to what
+        tau_S needs (:func:`~rankattack.objectives.order_agreement` gives the same value
+        on either); a simulated service answers it without counting the gallery.
+        """
+        images = self._check_images(images)
+        check_tensor(items, "items", ndim=2, integer=True)
+        if items.shape[0] != images.shape[0]:
+            raise ValueError(
+                f"items must have one row per image ({images.shape[0]}), got {items.shape[0]}"
+            )
+        self.charge(self._owner(owner, images.shape[0], images.device))
+        with torch.no_grad():
+            return self._order_of(images.detach(), items.to(images.device))
+
+
+def rank_among(positions: Tensor) -> Tensor:
+    """Each item's rank ``[M, k]`` among the visible items of its row (-1 stays -1).
+
+    Keeps exactly what tau_S reads from positions: which items are visible and their
+    relative order.
+    """
+    vis = positions >= 0
+    p = positions.unsqueeze(1)
+    above = ((p < positions.unsqueeze(2)) & vis.unsqueeze(1)).sum(2)  # visible items above
+    return torch.where(vis, above, torch.full_like(above, -1))
 
 
 def locate_in_lists(ids: Tensor, items: Tensor) -> Tensor:
@@ -290,18 +325,62 @@ class ModelOracle(RankingOracle):
         return torch.cat(ids), torch.cat(dists)
 
     def _locate(self, images: Tensor, items: Tensor) -> Tensor:
-        # position = items strictly closer + equally close items of lower index; no sort
         q = self.embed(images)
         items = items.to(q.device)
         out = torch.empty(items.shape, dtype=torch.long, device=q.device)
-        index = torch.arange(len(self.gallery), device=q.device)
+        for s, e in self._row_blocks(q.shape[0]):
+            d = self.gallery.distances_prepared(q[s:e])
+            out[s:e] = self._positions(d, items[s:e])
+        return out.masked_fill_(out >= self.visible, -1)
+
+    def _positions(self, d: Tensor, it: Tensor) -> Tensor:
+        """Exact 0-based positions ``[m, k]`` of ``it`` in rows of distances ``d`` ``[m, N]``.
+
+        Position = items strictly closer + equally close items of lower index, no sort.
+        One pass per item: ``s = sign(t - d)`` gives #closer ``= (sum s + sum |s|) / 2``
+        and #ties ``= N - sum |s|`` (the item itself is one); rows with other ties
+        (duplicates in the gallery) are redone with the index rule.
+        """
+        size = d.shape[1]
+        acc = torch.float32 if size < 2**24 else torch.float64
+        out = torch.empty(it.shape, dtype=torch.long, device=d.device)
+        dc = d.gather(1, it)
+        for j in range(it.shape[1]):
+            sign = torch.sub(dc[:, j : j + 1], d).sign_()
+            total = sign.sum(1, dtype=acc)
+            mass = sign.abs_().sum(1, dtype=acc)
+            out[:, j] = ((total + mass) / 2).round().long()
+            tied = (size - mass.round().long()) > 1
+            if bool(tied.any()):
+                rows = torch.nonzero(tied).flatten()
+                index = torch.arange(size, device=d.device)
+                same = (d[rows] == dc[rows, j : j + 1]) & (index < it[rows, j : j + 1])
+                out[rows, j] += same.sum(1)
+        return out
+
+    def _order_of(self, images: Tensor, items: Tensor) -> Tensor:
+        # the order among the items needs only their own distances; visibility needs the
+        # distance at the list's cut (exact positions only where an item ties with it)
+        q = self.embed(images)
+        items = items.to(q.device)
+        n = self.visible
+        out = torch.empty(items.shape, dtype=torch.long, device=q.device)
         for s, e in self._row_blocks(q.shape[0]):
             d = self.gallery.distances_prepared(q[s:e])
             it = items[s:e]
             dc = d.gather(1, it)
-            for j in range(it.shape[1]):
-                t = dc[:, j : j + 1]
-                closer = (d < t).sum(1)
-                ties = ((d == t) & (index < it[:, j : j + 1])).sum(1)
-                out[s:e, j] = closer + ties
-        return out.masked_fill_(out >= self.visible, -1)
+            # (distance, index) order among the k items
+            before = (dc.unsqueeze(1) < dc.unsqueeze(2)) | (
+                (dc.unsqueeze(1) == dc.unsqueeze(2)) & (it.unsqueeze(1) < it.unsqueeze(2))
+            )
+            pos = before.sum(2)  # items above, as if all were visible
+            if n < d.shape[1]:
+                cut = torch.topk(d, n, dim=1, largest=False, sorted=True).values[:, -1:]
+                vis = dc < cut
+                edge = dc == cut
+                if bool(edge.any()):
+                    rows = torch.nonzero(edge.any(1)).flatten()
+                    vis[rows] = self._positions(d[rows], it[rows]) < n
+                pos = rank_among(torch.where(vis, pos, torch.full_like(pos, -1)))
+            out[s:e] = pos
+        return out

@@ -11,7 +11,7 @@ from torch import Tensor
 from rankattack._validation import check_int, check_real, check_tensor, check_unit_range
 from rankattack.attacks.whiteboxorderattack import OrderResult, random_target_order
 from rankattack.blackbox.optimizers import make_optimizer
-from rankattack.blackbox.oracle import RankingOracle, check_budget, locate_in_lists
+from rankattack.blackbox.oracle import RankingOracle, check_budget, locate_in_lists, rank_among
 from rankattack.blackbox.search import SearchProblem
 from rankattack.keyedrandom import KeyedRandom
 from rankattack.objectives.order import order_agreement
@@ -182,15 +182,15 @@ class OrderAttack:
                 target = random_target_order(clean[:, : self.k], self.seed, ids)
             else:
                 target = self._check_target(target_order, b, queries.device)
-            pos0 = locate_in_lists(clean, target)
-            tau0 = order_agreement(pos0)
+            order0 = rank_among(locate_in_lists(clean, target))
+            tau0 = order_agreement(order0)
 
             def score(images: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-                pos = oracle.locate(images, target[rows], owner=rows).to(images.device)
-                return order_agreement(pos), pos
+                order = oracle.order_of(images, target[rows], owner=rows).to(images.device)
+                return order_agreement(order), order
 
             problem = SearchProblem(
-                score, origin, self.eps, self.budget - 1, tau0, pos0, ids,
+                score, origin, self.eps, self.budget - 1, tau0, order0, ids,
                 KeyedRandom(self.seed), stop=self.stop,
             )  # fmt: skip
             self.optimizer.search(problem, self.eps)
@@ -202,7 +202,7 @@ class OrderAttack:
             target_order=target,
             tau_before=tau0,
             tau=problem.best_score,
-            positions=problem.best_aux,
+            order=problem.best_aux,
             queries_used=used,
         )
 

@@ -208,9 +208,14 @@ def _run_chunk(attack: Any, args: argparse.Namespace, cell: str, inputs: torch.T
     linf, l2 = perturbation_norms(result.adversarial, x)
     tau_before, tau = result_taus(result, args, model, gallery, x)
     success = [bool(v) for v in getattr(result, "success", torch.zeros(0)).tolist()]
-    pos = getattr(result, "positions", None)
     rank: list[float] = []
-    if pos is not None and args.top_n == 0 and args.attack in ("order", "whitebox"):
+    if args.top_n == 0 and args.attack in ("order", "whitebox") and model is not None:
+        from rankattack.blackbox import ModelOracle
+
+        # mean position of the wanted items in the full list (AdvOrder's mR), measured
+        # outside the attack's budget on the simulated service
+        evaluator = ModelOracle(model, gallery, top_n=None, budget=None)
+        pos = evaluator.locate(result.adversarial, result.target_order)
         rank = [float(v) for v in pos.float().mean(1).tolist()]
     return ChunkRecord(
         cell=cell, start=s, query_ids=ids.tolist(), tau_before=tau_before, tau=tau,
