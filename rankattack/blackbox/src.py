@@ -36,7 +36,7 @@ def short_range_correlation(returned_ids: Tensor, target_order: Tensor) -> Tenso
     --------
     >>> import torch
     >>> short_range_correlation(torch.tensor([[4, 2, 9, 7]]), torch.tensor([[2, 9, 4]]))
-    tensor([0.3333])
+    tensor([-0.3333])
     """
     check_tensor(returned_ids, "returned_ids", ndim=2, integer=True)
     check_tensor(target_order, "target_order", ndim=2, integer=True)
