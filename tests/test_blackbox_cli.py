@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 from rankattack.cli import main
 
@@ -129,3 +133,25 @@ def test_blackbox_against_a_served_checkpoint(checkpoint, tmp_path, capsys) -> N
     local = json.loads((tmp_path / "sim" / "summary.json").read_text())[0]
     assert remote["tau_mean"] == pytest.approx(local["tau_mean"])
     assert remote["queries_mean"] == local["queries_mean"]
+
+
+def test_serve_command_answers_until_stopped(checkpoint) -> None:
+    from rankattack.blackbox import HTTPOracle
+
+    argv = [sys.executable, "-m", "rankattack", "serve", "--checkpoint", str(checkpoint),
+            "--port", "0", *DATA[:-1]]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    guard = threading.Timer(120, proc.kill)  # never hang the suite on a stuck server
+    guard.start()
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the server prints its address once it listens
+        match = re.search(r"(http://127\.0\.0\.1:\d+/search)", line)
+        assert match, line + (proc.stderr.read() if proc.poll() is not None else "")
+        oracle = HTTPOracle(match.group(1), top_n=5, budget=None, timeout=30)
+        assert oracle.gallery_size == 60
+        assert oracle(torch.rand(2, 1, 8, 8)).shape == (2, 5)
+    finally:
+        guard.cancel()
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -11,7 +11,6 @@ is one host-side integer.
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -187,8 +186,3 @@ def check_step(value: Any, name: str) -> float:
 def broadcast(values: Tensor, like: Tensor) -> Tensor:
     """Reshape ``[A, P]`` to broadcast against ``[A, P, *S]``."""
     return values.reshape(*values.shape, *([1] * (like.dim() - values.dim())))
-
-
-def schedule_steps(budget: int, population: int) -> int:
-    """Full populations a budget affords (for logs and docs)."""
-    return max(0, math.floor(budget / max(population, 1)))
