@@ -35,7 +35,7 @@ def in_ball(adv: torch.Tensor, x: torch.Tensor, eps: float) -> bool:
     return bool(((adv - x).abs() <= eps + 1e-6).all() and (adv >= 0).all() and (adv <= 1).all())
 
 
-@pytest.mark.parametrize("optimizer", ["spsa", "nes", "rand", "square"])
+@pytest.mark.parametrize("optimizer", ["spsa", "nes", "rand", "square", "pso"])
 def test_order_attack_respects_budget_ball_and_reports_true_tau(trained_digits, optimizer) -> None:
     d = trained_digits
     spy = SpyModel(d.model)

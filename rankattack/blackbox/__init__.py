@@ -4,7 +4,7 @@ What the attacker observes is an oracle (:mod:`~rankattack.blackbox.oracle`: a
 :class:`ModelOracle` simulating a service, :class:`HTTPOracle` for a real one), which
 counts every query against a per-query budget. The attacks search with query-based
 optimizers, each in its own module (:mod:`~rankattack.blackbox.spsa`,
-:mod:`~rankattack.blackbox.nes`, :mod:`~rankattack.blackbox.rand`,
+:mod:`~rankattack.blackbox.nes`, :mod:`~rankattack.blackbox.rand`, :mod:`~rankattack.blackbox.pso`,
 :mod:`~rankattack.blackbox.randomsearch`), over a shared driver
 (:mod:`~rankattack.blackbox.search`): the Order Attack
 (:mod:`~rankattack.blackbox.orderattack`, criterion
@@ -27,6 +27,7 @@ from rankattack.blackbox.oracle import (
     RankingOracle,
 )
 from rankattack.blackbox.orderattack import OrderAttack
+from rankattack.blackbox.pso import PSO
 from rankattack.blackbox.rand import RandSearch
 from rankattack.blackbox.randomsearch import SquareSearch
 from rankattack.blackbox.removal import RemovalAttack, RemovalResult
@@ -37,6 +38,7 @@ from rankattack.blackbox.src import short_range_correlation
 
 __all__ = [
     "NES",
+    "PSO",
     "SPSA",
     "BudgetExceededError",
     "HTTPOracle",

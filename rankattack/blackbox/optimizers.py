@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rankattack.blackbox.nes import NES
+from rankattack.blackbox.pso import PSO
 from rankattack.blackbox.rand import RandSearch
 from rankattack.blackbox.randomsearch import SquareSearch
 from rankattack.blackbox.search import Optimizer
@@ -18,6 +19,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "nes": NES,
     "rand": RandSearch,
     "square": SquareSearch,
+    "pso": PSO,
 }
 
 

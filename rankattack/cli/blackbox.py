@@ -52,7 +52,7 @@ def add_parser(
                    help="attack this search endpoint (rankattack serve) instead of a "
                    "simulated service; the dataset still gives the queries")  # fmt: skip
     p.add_argument("--attack", default="order", choices=ATTACKS, help="default: order")
-    p.add_argument("--optimizer", default="spsa", choices=("spsa", "nes", "rand", "square"),
+    p.add_argument("--optimizer", default="spsa", choices=("spsa", "nes", "rand", "square", "pso"),
                    help="default: spsa (removal: nes or square)")  # fmt: skip
     p.add_argument("--k", type=int, default=5, help="items reordered / removed (default: 5)")
     p.add_argument("--eps", default="4/255", help="L-inf radius (default: 4/255)")
@@ -61,7 +61,7 @@ def add_parser(
     p.add_argument("--budget", default="1000",
                    help="queries per attacked query; comma-separated: a budget curve")  # fmt: skip
     p.add_argument("--population", type=int, default=None,
-                   help="candidates per oracle call (default: 50; square: 1)")  # fmt: skip
+                   help="candidates per oracle call (default: 50; square: 1; pso: 40)")  # fmt: skip
     p.add_argument("--samples", type=int, default=500, help="T, queries attacked (default: 500)")
     p.add_argument("--chunk", type=int, default=50, help="queries per chunk (default: 50)")
     p.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout in seconds")
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     budgets = _ints(args.budget, "--budget")
     if not budgets or min(budgets) < 1:
         raise ValueError(f"--budget must be positive integers, got {args.budget!r}")
-    population = args.population or (1 if args.optimizer == "square" else 50)
+    population = args.population or {"square": 1, "pso": 40}.get(args.optimizer, 50)
     device = _device(args.device)
     torch.manual_seed(args.seed)
     data = _load_data(args)
