@@ -158,9 +158,15 @@ def summarize(chunks: Sequence[ChunkRecord], budget: int | None = None) -> dict[
     return out
 
 
-def summary_table(rows: Sequence[dict[str, Any]], markdown: bool = True) -> str:
-    """A table of :func:`summarize` outputs (one row per cell)."""
-    head = ["cell", "T", "mean tau_S (95% CI)", "median", "tau_S = 1", "clean tau_S",
+def summary_table(
+    rows: Sequence[dict[str, Any]], markdown: bool = True, score: str = "tau_S"
+) -> str:
+    """A table of :func:`summarize` outputs (one row per cell).
+
+    ``score`` names what the records' ``tau`` holds: tau_S (order attacks),
+    ``1 - relevance`` (removal) or ``-loss`` (score-based CA / QA).
+    """
+    head = ["cell", "T", f"mean {score} (95% CI)", "median", f"{score} = 1", f"clean {score}",
             "success", "queries mean / median / budget", "L-inf x255", "L2"]  # fmt: skip
     lines = []
     for r in rows:

@@ -144,9 +144,9 @@ def run(args: argparse.Namespace) -> int:
             done[(cell, s)] = rec
         chunks = [done[(cell, s)] for s in starts]
         summaries.append(summarize(chunks, None if args.attack == "whitebox" else budget))
-    text = summary_table(summaries, markdown=False)
-    _say(text)
-    (out / "summary.md").write_text(summary_table(summaries) + "\n")
+    score = {"removal": "1-relevance", "QA+": "-loss", "QA-": "-loss"}.get(args.attack, "tau_S")
+    _say(summary_table(summaries, markdown=False, score=score))
+    (out / "summary.md").write_text(summary_table(summaries, score=score) + "\n")
     (out / "summary.json").write_text(json.dumps(summaries, indent=1) + "\n")
     written = [out / "summary.md", out / "summary.json"]
     if len(summaries) > 1:
