@@ -6,8 +6,8 @@ other queries share its batch (and on early-stopped queries dropping out), so a 
 split into chunks, or resumed after a kill, would not repeat. Here every number is a
 pure function of ``(seed, id, step, stream, element index)``: a 32-bit integer hash
 (the "lowbias32" finalizer of C. Wellons' hash-prospector) applied to a counter, computed
-with vectorized int64 tensor arithmetic (no overflow: products are split into 16-bit
-halves) on whatever device the ids live on. No per-sample Python loop, no host sync.
+with vectorized int64 tensor arithmetic (no overflow: every product stays below
+``2**63`` in magnitude) on whatever device the ids live on. No per-sample Python loop, no host sync.
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ _GOLDEN = 0x9E3779B9
 
 
 def _mul32(x: Tensor, c: int) -> Tensor:
-    """``(x * c) mod 2**32`` for ``x`` in ``[0, 2**32)`` without int64 overflow."""
-    lo = x & 0xFFFF
-    hi = x >> 16
-    return (lo * c + (((hi * c) & 0xFFFF) << 16)) & _MASK
+    """``(x * c) mod 2**32`` for ``x`` in ``[0, 2**32)`` and a constant ``c < 2**32``.
+
+    No int64 overflow: a constant at or above ``2**31`` is replaced by ``c - 2**32``
+    (congruent modulo ``2**32``, and ``|x (c - 2**32)| < 2**63``); the mask keeps the low
+    32 bits of the two's-complement product.
+    """
+    return (x * (c - (1 << 32) if c >= 1 << 31 else c)) & _MASK
 
 
 def _hash32(x: Tensor) -> Tensor:
