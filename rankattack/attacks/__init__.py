@@ -11,6 +11,10 @@ attacks: :mod:`~rankattack.attacks.targetedmismatchattack` (TMA),
 :mod:`~rankattack.attacks.greedytoptranslocationattack` (GTT).
 :mod:`~rankattack.attacks.base` holds what every attack shares (model handling, the PGD
 engine, results, repr) and
+file, results and seen / unseen protocol) and
+:mod:`~rankattack.attacks.whiteboxorderattack` (the Order Attack of AdvOrder, ICCV 2021).
+:mod:`~rankattack.attacks.base` holds what
+every attack shares (model handling, the PGD engine, results, repr) and
 :mod:`~rankattack.attacks.targets` the one argument resolver: the ways a user names an
 attack's targets (queries, candidates, their indices or embeddings), validated.
 """
@@ -34,6 +38,11 @@ from rankattack.attacks.universalrankattack import (
     UniversalResult,
     evaluate_seen_unseen,
 )
+from rankattack.attacks.whiteboxorderattack import (
+    OrderResult,
+    WhiteBoxOrderAttack,
+    random_target_order,
+)
 
 __all__ = [
     "AttackResult",
@@ -43,6 +52,7 @@ __all__ = [
     "LearningToMisrankAttack",
     "MaxShiftAttack",
     "MismatchResult",
+    "OrderResult",
     "QueryAttack",
     "RankingAttack",
     "RecallResult",
@@ -52,5 +62,7 @@ __all__ = [
     "TargetedMismatchAttack",
     "UniversalRankAttack",
     "UniversalResult",
+    "WhiteBoxOrderAttack",
     "evaluate_seen_unseen",
+    "random_target_order",
 ]

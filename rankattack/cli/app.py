@@ -13,7 +13,17 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from rankattack.cli import demo, evaluate, plot, robustness, train, transfer, universal
+from rankattack.cli import (
+    blackbox,
+    demo,
+    evaluate,
+    plot,
+    robustness,
+    serve,
+    train,
+    transfer,
+    universal,
+)
 from rankattack.distributed import distributed_session
 
 __all__ = ["COMMANDS", "Command", "build_parser", "main"]
@@ -32,7 +42,17 @@ class Command(Protocol):
 
 
 # the subcommands, in the order ``rankattack --help`` lists them
-COMMANDS: tuple[Command, ...] = (demo, train, evaluate, robustness, universal, transfer, plot)
+COMMANDS: tuple[Command, ...] = (
+    demo,
+    train,
+    evaluate,
+    robustness,
+    universal,
+    transfer,
+    plot,
+    blackbox,
+    serve,
+)
 # the subcommands that split their work across the ranks of a torchrun job
 DISTRIBUTED = ("train", "evaluate", "robustness")
 

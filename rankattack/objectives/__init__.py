@@ -17,6 +17,9 @@ perturbed inputs ``[N, D]`` to a per-sample loss ``[N]`` that the PGD engine min
 - :mod:`~rankattack.objectives.learningtomisrank`: :class:`LearningToMisrankObjective`,
   the learning-to-misrank hinge between the farthest other-class item and the nearest
   same-class item;
+- :mod:`~rankattack.objectives.order`: :class:`OrderObjective`, the Order Attack's
+  pairwise hinges on a wanted order (AdvOrder, ICCV 2021) and :func:`order_agreement`,
+  its short-range ranking correlation;
 - :mod:`~rankattack.objectives.sortedhinge`: the sorted-distance hinge sums behind the
   Candidate Attack's fast path;
 - :mod:`~rankattack.objectives.labelextremes`: nearest / farthest gallery items within
@@ -29,6 +32,7 @@ from rankattack.objectives.base import DIRECTIONS, RankingObjective
 from rankattack.objectives.candidate import CandidateObjective
 from rankattack.objectives.learningtomisrank import LearningToMisrankObjective
 from rankattack.objectives.maxshift import MaxShiftObjective
+from rankattack.objectives.order import OrderObjective, order_agreement
 from rankattack.objectives.query import QueryObjective
 from rankattack.objectives.targetdistance import TargetDistanceObjective
 
@@ -37,7 +41,9 @@ __all__ = [
     "CandidateObjective",
     "LearningToMisrankObjective",
     "MaxShiftObjective",
+    "OrderObjective",
     "QueryObjective",
     "RankingObjective",
     "TargetDistanceObjective",
+    "order_agreement",
 ]

@@ -1,0 +1,60 @@
+"""Black-box ranking attacks: audit a search service that returns only a ranked list.
+
+What the attacker observes is an oracle (:mod:`~rankattack.blackbox.oracle`: a
+:class:`ModelOracle` simulating a service, :class:`HTTPOracle` for a real one), which
+counts every query against a per-query budget. The attacks search with query-based
+optimizers, each in its own module (:mod:`~rankattack.blackbox.spsa`,
+:mod:`~rankattack.blackbox.nes`, :mod:`~rankattack.blackbox.rand`, :mod:`~rankattack.blackbox.pso`,
+:mod:`~rankattack.blackbox.randomsearch`), over a shared driver
+(:mod:`~rankattack.blackbox.search`): the Order Attack
+(:mod:`~rankattack.blackbox.orderattack`, criterion
+:func:`short_range_correlation`), untargeted top-k removal
+(:mod:`~rankattack.blackbox.removal`) and score-based CA / QA
+(:mod:`~rankattack.blackbox.scorebased`). :mod:`~rankattack.blackbox.report`
+summarizes results; :mod:`~rankattack.blackbox.server` serves a model as a search
+service over HTTP.
+"""
+
+from __future__ import annotations
+
+from rankattack.attacks.whiteboxorderattack import OrderResult
+from rankattack.blackbox.httporacle import HTTPOracle
+from rankattack.blackbox.nes import NES
+from rankattack.blackbox.oracle import (
+    BudgetExceededError,
+    ModelOracle,
+    OracleError,
+    RankingOracle,
+)
+from rankattack.blackbox.orderattack import OrderAttack
+from rankattack.blackbox.pso import PSO
+from rankattack.blackbox.rand import RandSearch
+from rankattack.blackbox.randomsearch import SquareSearch
+from rankattack.blackbox.removal import RemovalAttack, RemovalResult
+from rankattack.blackbox.scorebased import ScoreCandidateAttack, ScoreQueryAttack, ScoreResult
+from rankattack.blackbox.search import Optimizer, SearchProblem
+from rankattack.blackbox.spsa import SPSA
+from rankattack.blackbox.src import short_range_correlation
+
+__all__ = [
+    "NES",
+    "PSO",
+    "SPSA",
+    "BudgetExceededError",
+    "HTTPOracle",
+    "ModelOracle",
+    "Optimizer",
+    "OracleError",
+    "OrderAttack",
+    "OrderResult",
+    "RandSearch",
+    "RankingOracle",
+    "RemovalAttack",
+    "RemovalResult",
+    "ScoreCandidateAttack",
+    "ScoreQueryAttack",
+    "ScoreResult",
+    "SearchProblem",
+    "SquareSearch",
+    "short_range_correlation",
+]

@@ -1,0 +1,123 @@
+"""SRC (tau_S) against brute force, Kendall's tau, and the keyed random numbers."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import kendalltau
+
+from rankattack.blackbox import short_range_correlation
+from rankattack.keyedrandom import KeyedRandom
+from rankattack.objectives import order_agreement
+
+
+def brute_src(returned: list[int], target: list[int]) -> float:
+    """AdvOrder Algorithm 1, one pair at a time."""
+    score = 0
+    for i, j in itertools.combinations(range(len(target)), 2):
+        a, b = target[i], target[j]
+        if a in returned and b in returned and returned.index(a) < returned.index(b):
+            score += 1
+        else:
+            score -= 1
+    return score / (len(target) * (len(target) - 1) / 2)
+
+
+@st.composite
+def lists_and_targets(draw: st.DrawFn) -> tuple[list[list[int]], list[list[int]]]:
+    size = draw(st.integers(4, 12))
+    k = draw(st.integers(2, size))
+    n = draw(st.integers(1, size))
+    rows = draw(st.integers(1, 4))
+    returned, targets = [], []
+    for _ in range(rows):
+        ranking = draw(st.permutations(range(size)))
+        returned.append(list(ranking[:n]))
+        targets.append(list(draw(st.permutations(range(size)))[:k]))
+    return returned, targets
+
+
+@settings(max_examples=200, deadline=None)
+@given(lists_and_targets())
+def test_src_matches_brute_force(data: tuple[list[list[int]], list[list[int]]]) -> None:
+    returned, targets = data
+    got = short_range_correlation(torch.tensor(returned), torch.tensor(targets))
+    want = torch.tensor([brute_src(r, t) for r, t in zip(returned, targets, strict=True)])
+    assert got.dtype == torch.float32 and got.shape == (len(returned),)
+    torch.testing.assert_close(got, want.float(), atol=1e-6, rtol=0)
+    assert bool(((got >= -1) & (got <= 1)).all())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.integers(5, 30).flatmap(
+        lambda n: st.tuples(st.permutations(range(n)), st.integers(2, 5), st.randoms())
+    )
+)
+def test_src_is_kendall_tau_when_all_visible(data: tuple[list[int], int, object]) -> None:
+    ranking, k, rnd = data
+    target = rnd.sample(ranking, k)  # type: ignore[attr-defined]
+    got = float(short_range_correlation(torch.tensor([ranking]), torch.tensor([target]))[0])
+    pos = [ranking.index(t) for t in target]
+    want = kendalltau(np.arange(k), pos).statistic
+    assert got == pytest.approx(want, abs=1e-6)
+
+
+def test_src_values() -> None:
+    ids = torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0], [0, 1, 9, 8]])
+    target = torch.tensor([[0, 1, 2], [0, 1, 2], [0, 1, 2]])
+    torch.testing.assert_close(
+        short_range_correlation(ids, target), torch.tensor([1.0, -1.0, -1 / 3])
+    )
+    # a list shorter than k: only visible pairs in order count +1
+    assert float(short_range_correlation(torch.tensor([[5]]), torch.tensor([[5, 6]]))[0]) == -1.0
+
+
+def test_src_bad_input_names_the_argument() -> None:
+    ids = torch.tensor([[0, 1, 2]])
+    with pytest.raises(ValueError, match="target_order must hold k >= 2"):
+        short_range_correlation(ids, torch.tensor([[0]]))
+    with pytest.raises(ValueError, match="distinct"):
+        short_range_correlation(ids, torch.tensor([[1, 1]]))
+    with pytest.raises(ValueError, match="one row per returned list"):
+        short_range_correlation(ids, torch.tensor([[0, 1], [1, 2]]))
+    with pytest.raises(TypeError, match="returned_ids must be an integer tensor"):
+        short_range_correlation(ids.float(), torch.tensor([[0, 1]]))
+    with pytest.raises(ValueError, match="positions must hold k >= 2"):
+        order_agreement(torch.zeros(2, 1))
+
+
+def test_keyed_random_rows_do_not_depend_on_the_batch() -> None:
+    rng = KeyedRandom(3)
+    ids = torch.tensor([0, 5, 9, 2])
+    for draw in (rng.uniform, rng.normal, rng.rademacher):
+        full = draw(ids, 7, 2, (3, 4))
+        for i in range(4):
+            torch.testing.assert_close(draw(ids[i : i + 1], 7, 2, (3, 4))[0], full[i])
+        assert not torch.equal(draw(ids, 8, 2, (3, 4)), full)  # a new step, new numbers
+        assert not torch.equal(
+            KeyedRandom(4).uniform(ids, 7, 2, (3, 4)), rng.uniform(ids, 7, 2, (3, 4))
+        )
+    perm = rng.permutation(torch.arange(50), 5, stream=1)
+    assert torch.equal(perm.sort(1).values, torch.arange(5).expand(50, 5))
+
+
+def test_keyed_random_distributions() -> None:
+    rng = KeyedRandom(0)
+    ids = torch.arange(20)
+    u = rng.uniform(ids, 0, 1, (5000,))
+    assert float(u.min()) > 0 and float(u.max()) < 1
+    assert abs(float(u.mean()) - 0.5) < 0.01 and abs(float(u.var()) - 1 / 12) < 0.005
+    z = rng.normal(ids, 0, 2, (5000,))
+    assert abs(float(z.mean())) < 0.02 and abs(float(z.std()) - 1) < 0.02
+    r = rng.rademacher(ids, 0, 3, (5000,))
+    assert set(r.unique().tolist()) == {-1.0, 1.0} and abs(float(r.mean())) < 0.02
+    # permutations: every position of a 3-permutation is uniform over 6 orders
+    p = rng.permutation(torch.arange(6000), 3, stream=4)
+    counts = torch.unique(p[:, 0] * 9 + p[:, 1] * 3 + p[:, 2], return_counts=True)[1]
+    assert counts.numel() == 6 and int(counts.min()) > 850
