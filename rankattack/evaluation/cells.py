@@ -12,6 +12,12 @@ A cell's samples are drawn from a generator seeded by ``(seed, attack, eps, size
 (:func:`rankattack.evaluation.sampling.cell_seed`) and its T attacks run in vectorized
 batches; only the public attack API is used. :attr:`CellResult.key` identifies a cell
 within a results log (:class:`rankattack.evaluation.resultslog.ResultsLog`).
+
+:func:`run_cell_samples` and :func:`run_shift_cell_samples` return the T attacks behind a
+cell ([CellSamples][rankattack.evaluation.samples.CellSamples]: indices, ranks before and
+after, perturbation norms, optionally the adversarial inputs); :func:`summarize` turns them
+into the cell's :class:`CellResult`, which is what :func:`run_cell` and
+:func:`run_shift_cell` return.
 """
 
 from __future__ import annotations
@@ -28,11 +34,20 @@ from torch import Tensor
 
 from rankattack._validation import check_choice, check_int, check_real, check_tensor
 from rankattack.attacks import CandidateAttack, MaxShiftAttack, QueryAttack
+from rankattack.evaluation.samples import CellSamples
 from rankattack.evaluation.sampling import ATTACKS, cell_seed, sample_anchors, sample_cell
 from rankattack.evaluation.statistics import confidence_interval
 from rankattack.gallery import Gallery
 
-__all__ = ["SHIFT", "CellResult", "run_cell", "run_shift_cell"]
+__all__ = [
+    "SHIFT",
+    "CellResult",
+    "run_cell",
+    "run_cell_samples",
+    "run_shift_cell",
+    "run_shift_cell_samples",
+    "summarize",
+]
 
 #: Name of the maximum-embedding-shift cells (paper Fig. 2).
 SHIFT = "shift"
@@ -140,6 +155,12 @@ def _check_inputs_match(gallery: Gallery, inputs: Tensor) -> None:
         )
 
 
+def _norms(adv: Tensor, clean: Tensor) -> tuple[Tensor, Tensor]:
+    """``[B]`` L-inf and L2 norms of ``adv - clean``."""
+    delta = (adv - clean).flatten(1)
+    return delta.abs().amax(1), delta.norm(dim=1)
+
+
 def run_cell(
     model: Callable[[Tensor], Tensor],
     gallery: Gallery,
@@ -180,14 +201,45 @@ def run_cell(
         ``cell_seed(seed, attack, eps, size)``.
     batch_size : int
         Attacks per vectorized call (CA batches are further capped so that the sorted
-        ranking hinge of :class:`~rankattack.objectives.CandidateObjective` fits the
-        gallery's chunk budget).
+        ranking hinge of [CandidateObjective][rankattack.objectives.CandidateObjective]
+        fits the gallery's chunk budget).
     top_fraction : float
         Neighbourhood the CA- queries / QA- candidates come from (1% in the paper).
     xi, sp_size
         SP-QA weight (default: the paper's 1 for QA+, 100 for QA-) and G (5).
     alpha, steps
         PGD step size and iterations; default: the paper's schedule.
+    """
+    kept = run_cell_samples(
+        model, gallery, inputs, attack, eps, size, samples=samples, seed=seed,
+        batch_size=batch_size, top_fraction=top_fraction, xi=xi, sp_size=sp_size,
+        alpha=alpha, steps=steps,
+    )  # fmt: skip
+    return summarize(kept)
+
+
+def run_cell_samples(
+    model: Callable[[Tensor], Tensor],
+    gallery: Gallery,
+    inputs: Tensor,
+    attack: str,
+    eps: float,
+    size: int,
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+    batch_size: int = 250,
+    top_fraction: float = 0.01,
+    xi: float | None = None,
+    sp_size: int = 5,
+    alpha: float | None = None,
+    steps: int | None = None,
+    adversarial: bool = False,
+) -> CellSamples:
+    """The T attacks of one cell, each kept: :func:`run_cell` before summarizing.
+
+    Takes the arguments of :func:`run_cell`, and ``adversarial``: also keep the
+    adversarial inputs ``[T, *S]`` (on the CPU).
     """
     attack = check_choice(attack, "attack", ATTACKS)
     eps = check_real(eps, "eps", low=0.0)
@@ -204,49 +256,57 @@ def run_cell(
     anchors = sample.anchors.to(device)
     partners = sample.partners.to(device)
     direction = "raise" if attack.endswith("+") else "lower"
-    before: list[Tensor] = []
-    after: list[Tensor] = []
-    sp_before: list[Tensor] = []
-    sp_after: list[Tensor] = []
+    parts: dict[str, list[Tensor]] = {
+        k: [] for k in ("before", "after", "sp_before", "sp_after", "linf", "l2", "adv")
+    }
+
+    def keep(clean: Tensor, res: Any) -> None:
+        parts["before"].append(res.rank_before)
+        parts["after"].append(res.rank_after)
+        if res.sp_rank_before is not None and res.sp_rank_after is not None:
+            parts["sp_before"].append(res.sp_rank_before)
+            parts["sp_after"].append(res.sp_rank_after)
+        linf, l2 = _norms(res.adversarial, clean)
+        parts["linf"].append(linf)
+        parts["l2"].append(l2)
+        if adversarial:
+            parts["adv"].append(res.adversarial.detach().cpu())
+
     if attack.startswith("CA"):
         ca = CandidateAttack(model, gallery, direction, eps=eps, alpha=alpha, steps=steps)
         per_call = min(batch_size, max(1, gallery.chunk_budget // (size * len(gallery))))
         for s in range(0, samples, per_call):
             a, p = anchors[s : s + per_call], partners[s : s + per_call]
-            res = ca.run(inputs[a], query_embeddings=gallery.embeddings[p])
-            before.append(res.rank_before)
-            after.append(res.rank_after)
+            keep(inputs[a], ca.run(inputs[a], query_embeddings=gallery.embeddings[p]))
     else:
         qa = QueryAttack(
             model, gallery, direction, eps=eps, alpha=alpha, steps=steps, xi=xi, sp_size=sp_size
         )
         for s in range(0, samples, batch_size):
             a, p = anchors[s : s + batch_size], partners[s : s + batch_size]
-            res = qa.run(inputs[a], candidate_indices=p, query_indices=a)
-            before.append(res.rank_before)
-            after.append(res.rank_after)
-            if res.sp_rank_before is not None and res.sp_rank_after is not None:
-                sp_before.append(res.sp_rank_before)
-                sp_after.append(res.sp_rank_after)
-    mean, ci = confidence_interval(100.0 * torch.cat(after))
-    sp_mean = sp_ci = sp_b = None
-    if sp_after:
-        sp_mean, sp_ci = confidence_interval(100.0 * torch.cat(sp_after))
-        sp_b = 100.0 * float(torch.cat(sp_before).double().mean())
-    return CellResult(
+            keep(inputs[a], qa.run(inputs[a], candidate_indices=p, query_indices=a))
+
+    def cat(key: str) -> Tensor | None:
+        return torch.cat(parts[key]).detach().cpu() if parts[key] else None
+
+    linf, l2 = cat("linf"), cat("l2")
+    assert linf is not None and l2 is not None
+    return CellSamples(
         attack=attack,
         eps=eps,
         size=size,
-        samples=samples,
         seed=seed,
-        mean=mean,
-        ci=ci,
-        before=100.0 * float(torch.cat(before).double().mean()),
-        sp_mean=sp_mean,
-        sp_ci=sp_ci,
-        sp_before=sp_b,
-        seconds=time.perf_counter() - start,
+        anchors=sample.anchors.cpu(),
+        partners=sample.partners.cpu(),
+        rank_before=cat("before"),
+        rank_after=cat("after"),
+        sp_rank_before=cat("sp_before"),
+        sp_rank_after=cat("sp_after"),
+        linf=linf,
+        l2=l2,
+        adversarial=cat("adv"),
         params=_params(attack, top_fraction, xi, sp_size, alpha, steps),
+        seconds=time.perf_counter() - start,
     )
 
 
@@ -264,10 +324,32 @@ def run_shift_cell(
 ) -> CellResult:
     """Mean maximum embedding shift ``d(f(x + r), f(x))`` over T inputs (paper Fig. 2).
 
-    Runs :class:`~rankattack.MaxShiftAttack` (the adversary of Eq. 13) on T inputs drawn
-    without replacement from ``inputs``; its random start is drawn from torch's global
-    generators seeded by ``cell_seed(seed, "shift", eps, 0)`` (and restored afterwards).
+    Runs [MaxShiftAttack][rankattack.attacks.maxshiftattack.MaxShiftAttack] (the adversary
+    of Eq. 13) on T inputs drawn without replacement from ``inputs``; its random start is
+    drawn from torch's global generators seeded by ``cell_seed(seed, "shift", eps, 0)``
+    (and restored afterwards).
     """
+    kept = run_shift_cell_samples(
+        model, inputs, eps, samples=samples, seed=seed, batch_size=batch_size,
+        metric=metric, alpha=alpha, steps=steps,
+    )  # fmt: skip
+    return summarize(kept)
+
+
+def run_shift_cell_samples(
+    model: Callable[[Tensor], Tensor],
+    inputs: Tensor,
+    eps: float,
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+    batch_size: int = 250,
+    metric: str = "cosine",
+    alpha: float | None = None,
+    steps: int | None = None,
+    adversarial: bool = False,
+) -> CellSamples:
+    """The T maximum-shift attacks of :func:`run_shift_cell`, each kept."""
     eps = check_real(eps, "eps", low=0.0)
     samples = check_int(samples, "samples", low=1)
     seed = check_int(seed, "seed")
@@ -278,20 +360,62 @@ def run_shift_cell(
     generator = torch.Generator().manual_seed(cseed)
     anchors = sample_anchors(inputs.shape[0], samples, generator).to(inputs.device)
     atk = MaxShiftAttack(model, eps=eps, alpha=alpha, steps=steps, metric=metric)
-    shifts = []
+    shifts, linfs, l2s, advs = [], [], [], []
     with _seeded(cseed, inputs.device):
         for s in range(0, samples, batch_size):
-            shifts.append(atk.run(inputs[anchors[s : s + batch_size]]).shift)
-    mean, ci = confidence_interval(torch.cat(shifts))
-    return CellResult(
+            clean = inputs[anchors[s : s + batch_size]]
+            res = atk.run(clean)
+            shifts.append(res.shift)
+            linf, l2 = _norms(res.adversarial, clean)
+            linfs.append(linf)
+            l2s.append(l2)
+            if adversarial:
+                advs.append(res.adversarial.detach().cpu())
+    return CellSamples(
         attack=SHIFT,
         eps=eps,
         size=0,
-        samples=samples,
         seed=seed,
+        anchors=anchors.cpu(),
+        partners=None,
+        rank_before=None,
+        rank_after=None,
+        shift=torch.cat(shifts).detach().cpu(),
+        linf=torch.cat(linfs).detach().cpu(),
+        l2=torch.cat(l2s).detach().cpu(),
+        adversarial=torch.cat(advs) if advs else None,
+        params={"alpha": alpha, "steps": steps, "metric": metric},
+        seconds=time.perf_counter() - start,
+    )
+
+
+def summarize(cell: CellSamples) -> CellResult:
+    """The cell's summary: mean rank after (percent) with its 95% interval, and the rest.
+
+    For a "shift" cell the mean is the mean embedding shift.
+    """
+    if not isinstance(cell, CellSamples):
+        raise TypeError(f"cell must be a CellSamples, got {type(cell).__name__}")
+    common: dict[str, Any] = {
+        "attack": cell.attack, "eps": cell.eps, "size": cell.size, "samples": cell.samples,
+        "seed": cell.seed, "seconds": cell.seconds, "params": dict(cell.params),
+    }  # fmt: skip
+    if cell.attack == SHIFT:
+        assert cell.shift is not None
+        mean, ci = confidence_interval(cell.shift)
+        return CellResult(mean=mean, ci=ci, before=0.0, **common)
+    assert cell.rank_before is not None and cell.rank_after is not None
+    mean, ci = confidence_interval(100.0 * cell.rank_after)
+    sp_mean = sp_ci = sp_before = None
+    if cell.sp_rank_after is not None and cell.sp_rank_before is not None:
+        sp_mean, sp_ci = confidence_interval(100.0 * cell.sp_rank_after)
+        sp_before = 100.0 * float(cell.sp_rank_before.double().mean())
+    return CellResult(
         mean=mean,
         ci=ci,
-        before=0.0,
-        seconds=time.perf_counter() - start,
-        params={"alpha": alpha, "steps": steps, "metric": metric},
+        before=100.0 * float(cell.rank_before.double().mean()),
+        sp_mean=sp_mean,
+        sp_ci=sp_ci,
+        sp_before=sp_before,
+        **common,
     )
