@@ -85,13 +85,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rankattack`` command (and ``python -m rankattack``)."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    prog = f"rankattack {args.command}"
+    if unknown:
+        parser.exit(
+            2, f"{prog}: error: unrecognized arguments: {' '.join(unknown)} (see {prog} --help)\n"
+        )
     args.argv = argv
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s: %(message)s",
     )
-    prog = f"rankattack {args.command}"
     try:
         code: int = args.func(args)
     except (ValueError, FileNotFoundError, ImportError) as exc:

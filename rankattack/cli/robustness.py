@@ -45,7 +45,7 @@ def add_parser(
         help="run the robustness benchmark (ten attacks, ERS) on checkpoints (resumable)",
         description="Run robrank's ten-attack robustness suite with a profile on the test set "
         "for each checkpoint and report R@1, mAP, the ten raw numbers and the Empirical "
-        "Robustness Score (ERS) side by side with 95%% intervals, beside robrank's published "
+        "Robustness Score (ERS) side by side with 95% intervals, beside robrank's published "
         "row where the setting matches, on the dataset the checkpoints were trained on. Each "
         "model's per-query results are appended to <out>/<model>.jsonl; rerunning the same "
         "command resumes.",

@@ -53,7 +53,25 @@ def _train_config(args: argparse.Namespace, device: torch.device, **override: An
         "miner": args.miner,
     }
     values.update(override)
-    return TrainConfig(**{k: v for k, v in values.items() if v is not None or k == "defense"})
+    try:
+        return TrainConfig(**{k: v for k, v in values.items() if v is not None or k == "defense"})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(_as_option(str(exc))) from None
+
+
+#: TrainConfig fields set by options of another name.
+_OPTIONS = {"eps": "--defense-eps", "alpha": "--defense-alpha", "steps": "--defense-steps"}
+
+
+def _as_option(message: str) -> str:
+    """``"epochs must be >= 1"`` -> ``"--epochs must be >= 1"``: a TrainConfig error in the
+    terms of the command line."""
+    head, sep, rest = message.partition(" ")
+    if head in _OPTIONS:
+        return f"{_OPTIONS[head]}{sep}{rest}"
+    if head.isidentifier() and head.islower():
+        return f"--{head.replace('_', '-')}{sep}{rest}"
+    return message
 
 
 def add_parser(
