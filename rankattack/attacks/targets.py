@@ -155,6 +155,13 @@ class TargetResolver:
         if candidate_embeddings is not None:
             emb = self._set_embeddings(candidate_embeddings, "candidate_embeddings", "m")
         elif candidate_indices is not None:
+            if isinstance(candidate_indices, Tensor) and candidate_indices.dim() == 1:
+                raise ValueError(
+                    "candidate_indices must be [N, m] gallery indices (each query's m chosen "
+                    f"candidates), got shape {tuple(candidate_indices.shape)}: ranking attacks "
+                    "take chosen candidates, not class labels (unlike torchattacks' "
+                    "atk(images, labels)); for one candidate per query pass idx.unsqueeze(1)"
+                )
             candidate_indices = self.gallery.check_indices(candidate_indices, "candidate_indices")
             self._check_rows(candidate_indices, "candidate_indices", "[N, m]")
             emb = self.gallery.embeddings[candidate_indices]
@@ -225,6 +232,17 @@ class TargetResolver:
 
     def _embed_sets(self, sets: Tensor, name: str, k: str) -> Tensor:
         """Embed target inputs ``[N, k, *S]`` to ``[N, k, D]``."""
+        if isinstance(sets, Tensor) and not sets.is_floating_point() and sets.dim() <= 2:
+            what = (
+                "queries each candidate should rank high or low for"
+                if k == "w"
+                else ("candidates each query should rank high or low")
+            )
+            raise ValueError(
+                f"{name} must be [N, {k}, *S] inputs (the {k} {what}), got a {sets.dtype} "
+                f"tensor of shape {tuple(sets.shape)}, which looks like class labels: ranking "
+                f"attacks take {name}, not labels (unlike torchattacks' atk(images, labels))"
+            )
         self.attack.check_inputs(sets, name, min_ndim=3)
         n, shape = self.inputs.shape[0], self.inputs.shape[1:]
         if sets.shape[0] != n or sets.shape[2:] != shape:

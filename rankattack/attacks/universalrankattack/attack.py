@@ -73,7 +73,9 @@ class UniversalRankAttack(RankingAttack):
     target : {"candidate", "query"}, default "candidate"
         What r is added to: candidates (I-CA) or queries (I-QA).
     direction : {"raise", "lower"}, default "raise"
-        Raise (I-CA+, I-QA+) or lower (I-CA-, I-QA-) the chosen targets' ranks.
+        Raise (I-CA+, I-QA+) or lower (I-CA-, I-QA-) the chosen targets' ranks. Every attack
+        defaults to the variant the paper defines first for it (here I-CA+, Eq. 14); see
+        :mod:`rankattack.attacks.base`.
     eps : float, default 0.3
         L-inf radius of r.
     alpha : float, default 2/255
