@@ -159,3 +159,30 @@ def test_a_resumed_mismatch_names_the_options(trained, tmp_path, capsys) -> None
     err = _error([*argv[:-5], "--lr", "0.01", "--out", str(out), *FAST], capsys)
     assert "use another --out, or --no-resume to start over" in err
     assert "resume=False" not in err and "lr: 0.001 -> 0.01" in err
+
+
+def test_evaluate_keeps_per_sample_results(trained, tmp_path, capsys) -> None:
+    import csv
+
+    from rankattack.evaluation import CellSamples
+
+    out = tmp_path / "ev"
+    argv = ["evaluate", "--checkpoint", str(trained), "--attacks", "CA+,QA-", "--eps", "0.05",
+            "--sizes", "1", "--samples", "5", "--save-adversarial", "--no-figures",
+            "--out", str(out), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "R@2 = " in text and "mAP = " in text and "shift / spread" in text
+    files = sorted(p.name for p in (out / "samples").iterdir())
+    assert files == [
+        "CAplus-eps0.05-size1.pt",
+        "QAminus-eps0.05-size1.pt",
+        "shift-eps0.05-size0.pt",
+    ]
+    cell = CellSamples.load(out / "samples" / "QAminus-eps0.05-size1.pt")
+    assert cell.adversarial.shape == (5, 1, 8, 8) and cell.partners.shape == (5, 1)
+    rows = list(csv.DictReader((out / "samples.csv").open()))
+    assert len(rows) == 15 and {r["attack"] for r in rows} == {"CA+", "QA-", "shift"}
+    assert "fractions of |X|" in json.loads((out / "run.json").read_text())["units"]
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["retrieval"]) == {"R@1", "R@2", "R@4", "R@8", "mAP"}
