@@ -189,3 +189,24 @@ def test_sigint_keeps_finished_cells_and_says_how_to_resume(ckpt, tmp_path) -> N
         f"resuming from {log}: 2 of 2 cells already done, skipped (CA+ eps=0 w=1, "
         "CA+ eps=0.01 w=1); computing the other 0" in result.stdout
     )
+
+
+def test_every_option_says_its_default() -> None:
+    """Each option's help names its default (or says it is required, or is a flag that
+    says what it changes from), and every command has a description."""
+    import argparse
+
+    from rankattack.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, p in sub.choices.items():
+        assert p.description, f"{name} has no description"
+        for action in p._actions:
+            if not action.option_strings or action.dest in ("help", "version"):
+                continue
+            text = action.help or ""
+            if "default" not in text and "required" not in text:
+                missing.append(f"{name} {action.option_strings[-1]}")
+    assert missing == []

@@ -54,7 +54,8 @@ def add_parser(
     _data_args(p, None)
     p.add_argument(
         "--checkpoint", action="append", required=True, metavar="CKPT",
-        help="checkpoint.pt (or its directory) written by `train`; repeat for more models",
+        help="checkpoint.pt (or its directory) written by `train`; repeat for more models "
+        "(required)",
     )  # fmt: skip
     p.add_argument("--profile", default="rob28", help="rob28 or rob224 (default: rob28)")
     p.add_argument(
@@ -86,7 +87,9 @@ def add_parser(
     p.add_argument(
         "--names", default=None, help="comma-separated model names (default: from the paths)"
     )
-    p.add_argument("--no-figures", action="store_true", help="do not draw the figure")
+    p.add_argument(
+        "--no-figures", action="store_true", help="do not draw the figure (default: drawn)"
+    )
     p.set_defaults(func=run)
     return p
 
