@@ -5,7 +5,7 @@ size and scaling, and a test part that never overlaps its training part. A
 :class:`DatasetSpec` names all of that (the dataset, where its files are, the image size,
 the normalization, the train/test split rule and its seed, the subsets drawn from it),
 loads it again with :meth:`DatasetSpec.load`, and turns into a plain dict for a training
-checkpoint (:func:`rankattack.training.record_dataset`). The command line reads it back so
+checkpoint (:func:`rankattack.training.checkpoints.record_dataset`). The command line reads it back so
 that ``rankattack evaluate --checkpoint ...`` evaluates on the data the model was trained
 for, and refuses a request for other data (:meth:`DatasetSpec.conflicts`).
 """

@@ -15,6 +15,9 @@ its T attacks run in vectorized batches. Each finished cell is appended to a JSO
 file; a rerun with the same file skips the cells already there, so an interrupted run
 resumes and ends with the table an uninterrupted run gives.
 
+Every public name of these modules is importable from ``rankattack.evaluation`` itself
+(``__all__`` lists the names the package has had since it was split into modules).
+
 Modules
 -------
 protocol
@@ -39,8 +42,6 @@ reference
 rankingexample
     ``ranking_example``, one attack on a ranking list (Fig. 1).
 
-Every public name of these modules is importable from ``rankattack.evaluation`` itself
-(``__all__`` lists the names the package has had since it was split into modules).
 The robustness benchmark of the authors' later work (ten attacks, the Empirical
 Robustness Score) is the subpackage :mod:`rankattack.evaluation.robustness`, also
 importable as ``rankattack.robustness``.
