@@ -3,7 +3,7 @@
 Also the attacks' shared conventions: a radius ``eps >= 1`` draws a warning at
 construction (on inputs in ``[0, 1]`` it constrains nothing: ``8`` was probably meant as
 ``8/255``), and ``run`` can split a large batch into chunks with a progress bar
-(:meth:`RankingAttack._run_batched`; ``run(..., batch_size=256, progress=True)``).
+(``RankingAttack._run_batched``; ``run(..., batch_size=256, progress=True)``).
 
 Directions: every attack that can raise or lower ranks defaults to the variant the paper
 defines first for it: ``CandidateAttack`` to CA+ (``"raise"``, Eq. 4; CA- is Eq. 7),
@@ -57,7 +57,7 @@ def concat_results(results: list[R]) -> R:
 
 @dataclass(frozen=True)
 class AttackResult:
-    """Outcome of :meth:`RankingAttack.run`.
+    """Outcome of ``RankingAttack.run``.
 
     Attributes
     ----------
@@ -79,8 +79,10 @@ class AttackResult:
 
 @dataclass(frozen=True)
 class RecallResult:
-    """Outcome of the misranking attacks (:class:`~rankattack.LearningToMisrankAttack`,
-    :class:`~rankattack.GreedyTopMisrankAttack`): Recall@1 per query, before and after.
+    """Outcome of the misranking attacks
+    ([LearningToMisrankAttack][rankattack.LearningToMisrankAttack],
+    [GreedyTopMisrankAttack][rankattack.GreedyTopMisrankAttack]): Recall@1 per query, before and
+    after.
 
     Attributes
     ----------
@@ -131,7 +133,7 @@ class RankingAttack:
     model : callable
         Maps inputs ``[N, *S]`` in ``[0, 1]`` to embeddings ``[N, D]``.
     eps, alpha, steps, random_start
-        See :class:`rankattack.pgd.LinfPGD`.
+        See [rankattack.pgd.LinfPGD][].
     """
 
     def __init__(
@@ -200,10 +202,11 @@ class RankingAttack:
         """Run ``run_one`` on chunks of ``batch_size`` rows of every per-sample argument.
 
         ``per_sample`` holds the arguments with one row per input (``[N, ...]`` tensors or
-        ``None``); each chunk's result is concatenated with :func:`concat_results`. With
-        ``batch_size=None`` (or at least N) the whole batch runs at once, as without it.
-        Results equal an unchunked run up to floating-point rounding of batched forward
-        passes. ``progress`` shows a tqdm bar over the chunks.
+        ``None``); each chunk's result is concatenated with
+        [concat_results][rankattack.attacks.base.concat_results]. With ``batch_size=None`` (or at
+        least N) the whole batch runs at once, as without it. Results equal an unchunked run up to
+        floating-point rounding of batched forward passes. ``progress`` shows a tqdm bar over the
+        chunks.
         """
         if batch_size is not None:
             batch_size = check_int(batch_size, "batch_size", low=1)

@@ -21,7 +21,7 @@ class CandidateAttack(RankingAttack):
 
     Perturbs each candidate c within an L-inf ball so that its rank with respect to a
     set of w queries is raised (CA+, Eq. 4) or lowered (CA-, Eq. 7), solved by PGD
-    (Eq. 6) on the hinge objective :class:`~rankattack.objectives.CandidateObjective`.
+    (Eq. 6) on the hinge objective [CandidateObjective][rankattack.objectives.CandidateObjective].
 
     Parameters
     ----------
@@ -31,7 +31,7 @@ class CandidateAttack(RankingAttack):
         The candidate set X the ranks are taken in.
     direction : {"raise", "lower"}, default "raise"
         CA+ or CA-. Every attack defaults to the variant the paper defines first for it
-        (here CA+, Eq. 4); see :mod:`rankattack.attacks.base`.
+        (here CA+, Eq. 4); see [rankattack.attacks.base][].
     eps : float, default 8/255
         L-inf radius, in input units (inputs are in ``[0, 1]``: ``eps >= 1`` constrains
         nothing and draws a warning).

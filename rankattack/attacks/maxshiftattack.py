@@ -19,7 +19,8 @@ __all__ = ["MaxShiftAttack", "ShiftResult"]
 
 @dataclass(frozen=True)
 class ShiftResult:
-    """Outcome of :meth:`MaxShiftAttack.run`: inputs and their embedding shift ``[N]``."""
+    """Outcome of [MaxShiftAttack.run][rankattack.attacks.maxshiftattack.MaxShiftAttack.run]: inputs
+    and their embedding shift ``[N]``."""
 
     adversarial: Tensor
     shift: Tensor
@@ -37,7 +38,7 @@ class MaxShiftAttack(RankingAttack):
     model : callable
         Maps inputs ``[N, *S]`` in ``[0, 1]`` to embeddings ``[N, D]``.
     eps, alpha, steps
-        As in :class:`~rankattack.CandidateAttack`.
+        As in [CandidateAttack][rankattack.CandidateAttack].
     metric : {"cosine", "euclidean", "normalized-euclidean"} or Distance, default "cosine"
     jitter : float, default 1e-3
         Half-width of the uniform noise the search starts from (capped at eps): at

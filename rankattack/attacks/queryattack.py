@@ -31,8 +31,8 @@ def semantic_set(
     """Indices ``[N, G]`` of ``C_SP`` (Eq. 12): each query's G nearest items outside C.
 
     Items listed in ``candidate_indices`` ``[N, m]`` / ``query_indices`` ``[N, 1]`` and
-    gallery copies (within :attr:`Gallery.duplicate_tol`) of the query or of a chosen
-    candidate are skipped, so the query's own copy never enters ``C_SP``.
+    gallery copies (within [Gallery.duplicate_tol][rankattack.gallery.Gallery.duplicate_tol]) of the
+    query or of a chosen candidate are skipped, so the query's own copy never enters ``C_SP``.
 
     Raises
     ------
@@ -68,9 +68,9 @@ class QueryAttack(RankingAttack):
         The candidate set X.
     direction : {"raise", "lower"}, default "lower"
         QA+ or QA-. Every attack defaults to the variant the paper defines first for it
-        (here QA-, Eqs. 8-10; QA+ is Eq. 11); see :mod:`rankattack.attacks.base`.
+        (here QA-, Eqs. 8-10; QA+ is Eq. 11); see [rankattack.attacks.base][].
     eps, alpha, steps, random_start
-        As in :class:`~rankattack.CandidateAttack`.
+        As in [CandidateAttack][rankattack.CandidateAttack].
     xi : float, optional
         SP weight; default 1 for "raise", 100 for "lower" (the paper's). 0 gives the
         naive QA of Eq. 9 / 11.
@@ -138,7 +138,7 @@ class QueryAttack(RankingAttack):
     ) -> Tensor:
         """Indices ``[N, G]`` of ``C_SP`` for this attack's gallery and ``sp_size``.
 
-        See :func:`semantic_set`.
+        See [semantic_set][rankattack.attacks.queryattack.QueryAttack.semantic_set].
         """
         return semantic_set(
             self.gallery,

@@ -14,10 +14,12 @@ fixed side of its objective, which the user names in one of several ways:
   ``target_embeddings`` ``[N, D]``;
 - each query's class (LTM, GTM): ``labels`` ``[N]``, classes the gallery holds.
 
-:class:`TargetResolver` turns each of them into validated embeddings on the gallery's
-device (shape, dtype, range, finiteness and device checks, with errors that name the
-argument); :func:`check_gallery`, :func:`check_labelled_gallery` and
-:func:`check_sp_size` validate what the attacks' constructors share.
+[TargetResolver][rankattack.attacks.targets.TargetResolver] turns each of them into validated
+embeddings on the gallery's device (shape, dtype, range, finiteness and device checks, with errors
+that name the argument); [check_gallery][rankattack.attacks.targets.check_gallery],
+[check_labelled_gallery][rankattack.attacks.targets.check_labelled_gallery] and
+[check_sp_size][rankattack.attacks.targets.check_sp_size] validate what the attacks' constructors
+share.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ __all__ = [
 
 
 def check_gallery(gallery: Any) -> Gallery:
-    """The gallery an attack ranks in must be a :class:`~rankattack.Gallery`."""
+    """The gallery an attack ranks in must be a [Gallery][rankattack.Gallery]."""
     if not isinstance(gallery, Gallery):
         raise TypeError(f"gallery must be a rankattack.Gallery, got {type(gallery).__name__}")
     return gallery
@@ -102,8 +104,9 @@ class TargetResolver:
     Parameters
     ----------
     attack : RankingAttack
-        Embeds target inputs (:meth:`RankingAttack.embed`) and checks their range
-        (:meth:`RankingAttack.check_inputs`).
+        Embeds target inputs ([RankingAttack.embed][rankattack.attacks.base.RankingAttack.embed])
+        and checks their range
+        ([RankingAttack.check_inputs][rankattack.attacks.base.RankingAttack.check_inputs]).
     gallery : Gallery
         The candidate set X: indices point into it, embeddings must match its dimension,
         and every result is on its device.

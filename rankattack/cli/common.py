@@ -374,7 +374,7 @@ def _dataset_spec(args: argparse.Namespace, records: Sequence[dict[str, Any] | N
     written without one). When some checkpoint records its dataset, that dataset is used
     (the subsets and, for mnist-like data, the file directory may be overridden), and
     options naming other data (dataset, image size, test fraction) raise a one-line
-    ``ValueError``. Without any record, the options and :data:`LEGACY_DATASET` decide.
+    ``ValueError``. Without any record, the options and ``LEGACY_DATASET`` decide.
     """
     import dataclasses
 

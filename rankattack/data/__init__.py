@@ -24,15 +24,17 @@ train/test split, loads it again, and is what a training checkpoint records.
 Modules
 -------
 split
-    :class:`DatasetSplit`, a train/test split, and stratified sampling.
+    [DatasetSplit][rankattack.data.DatasetSplit], a train/test split, and stratified sampling.
 idx
-    :func:`read_idx`, the IDX file reader (raw or gzip).
+    [read_idx][rankattack.data.read_idx], the IDX file reader (raw or gzip).
 mnist
-    :func:`load_mnist` for MNIST and Fashion-MNIST, :data:`DEBIAN_FASHION_MNIST_DIR`.
+    [load_mnist][rankattack.data.load_mnist] for MNIST and Fashion-MNIST,
+    ``DEBIAN_FASHION_MNIST_DIR``.
 digits
-    :func:`load_digits`, scikit-learn's bundled digits.
+    [load_digits][rankattack.data.load_digits], scikit-learn's bundled digits.
 userdata
-    :func:`as_tensors`, the conversion of a user's tensors, arrays and Datasets.
+    [as_tensors][rankattack.data.as_tensors], the conversion of a user's tensors, arrays and
+    Datasets.
 imagefolder
     `load_image_folder`, a folder of images with one subfolder per class.
 tensorfile

@@ -1,12 +1,12 @@
 """A folder of images with one subfolder per class, read with Pillow.
 
-:func:`load_image_folder` reads ``root/<class>/<image>`` (one subfolder per class, the
-classes numbered in the sorted order of their names), or ``root/train/<class>/<image>``
-and ``root/test/<class>/<image>`` when the folder comes split. Images are read with
-Pillow (the optional extra ``images``: ``pip install "rankattack[images]"``), imported
-when the function is called, converted to grayscale when every image is grayscale and
-to RGB otherwise, optionally resized, and scaled to ``[0, 1]``. Data without a split of
-its own is split per class like the digits (a share of each class held out, seeded).
+[load_image_folder][rankattack.data.imagefolder.load_image_folder] reads ``root/<class>/<image>``
+(one subfolder per class, the classes numbered in the sorted order of their names), or
+``root/train/<class>/<image>`` and ``root/test/<class>/<image>`` when the folder comes split. Images
+are read with Pillow (the optional extra ``images``: ``pip install "rankattack[images]"``), imported
+when the function is called, converted to grayscale when every image is grayscale and to RGB
+otherwise, optionally resized, and scaled to ``[0, 1]``. Data without a split of its own is split
+per class like the digits (a share of each class held out, seeded).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""The datasets by name: :data:`DATASET_NAMES` and :func:`load_dataset`.
+"""The datasets by name: ``DATASET_NAMES`` and
+[load_dataset][rankattack.data.registry.load_dataset].
 
-``"digits"`` is :func:`rankattack.data.digits.load_digits`; ``"mnist"`` and
-``"fashion-mnist"`` are :func:`rankattack.data.mnist.load_mnist` (Fashion-MNIST
-defaulting to :data:`rankattack.data.mnist.DEBIAN_FASHION_MNIST_DIR`). A path names a
-user's data: a folder of images (:func:`rankattack.data.imagefolder.load_image_folder`)
-or a ``.npz`` / ``.pt`` file (:func:`rankattack.data.tensorfile.load_tensor_file`). A new
+``"digits"`` is [rankattack.data.digits.load_digits][]; ``"mnist"`` and
+``"fashion-mnist"`` are [rankattack.data.mnist.load_mnist][] (Fashion-MNIST
+defaulting to ``rankattack.data.mnist.DEBIAN_FASHION_MNIST_DIR``). A path names a
+user's data: a folder of images ([rankattack.data.imagefolder.load_image_folder][])
+or a ``.npz`` / ``.pt`` file ([rankattack.data.tensorfile.load_tensor_file][]). A new
 built-in dataset gets its own module and a name here.
 """
 
@@ -22,7 +23,7 @@ __all__ = ["DATASET_NAMES", "load_dataset"]
 
 logger = logging.getLogger(__name__)
 
-#: Names accepted by :func:`load_dataset`.
+#: Names accepted by [load_dataset][rankattack.data.registry.load_dataset].
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion-mnist")
 
 
@@ -37,11 +38,11 @@ def load_dataset(name: str, data_dir: str | None = None, **kw: Any) -> DatasetSp
         class), the path of a ``.npz`` / ``.pt`` file a tensor file.
     data_dir : str or None, optional
         Directory with the IDX files for ``"mnist"`` (required) and
-        ``"fashion-mnist"`` (default :data:`DEBIAN_FASHION_MNIST_DIR`).
+        ``"fashion-mnist"`` (default ``DEBIAN_FASHION_MNIST_DIR``).
         Not used by ``"digits"``.
     **kw
         Passed to the loader, e.g. ``image_size``, ``test_fraction`` and
-        ``seed`` for :func:`load_digits`.
+        ``seed`` for [load_digits][rankattack.data.registry.load_digits].
 
     Returns
     -------
@@ -54,7 +55,7 @@ def load_dataset(name: str, data_dir: str | None = None, **kw: Any) -> DatasetSp
         message lists the valid names), or ``"mnist"`` is requested without
         ``data_dir``.
     FileNotFoundError
-        If the IDX files are not found (see :func:`load_mnist`).
+        If the IDX files are not found (see [load_mnist][rankattack.data.registry.load_mnist]).
     """
     from rankattack.data.spec import dataset_kind
 

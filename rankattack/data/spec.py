@@ -1,13 +1,15 @@
-"""What a dataset is and how it was split: :class:`DatasetSpec`, the record a checkpoint keeps.
+"""What a dataset is and how it was split: [DatasetSpec][rankattack.data.spec.DatasetSpec], the
+record a checkpoint keeps.
 
 A model is only meaningful on the data it was trained for: the same images, at the same
 size and scaling, and a test part that never overlaps its training part. A
-:class:`DatasetSpec` names all of that (the dataset, where its files are, the image size,
-the normalization, the train/test split rule and its seed, the subsets drawn from it),
-loads it again with :meth:`DatasetSpec.load`, and turns into a plain dict for a training
-checkpoint (:func:`rankattack.training.checkpoints.record_dataset`). The command line reads it back so
-that ``rankattack evaluate --checkpoint ...`` evaluates on the data the model was trained
-for, and refuses a request for other data (:meth:`DatasetSpec.conflicts`).
+[DatasetSpec][rankattack.data.spec.DatasetSpec] names all of that (the dataset, where its files are,
+the image size, the normalization, the train/test split rule and its seed, the subsets drawn from
+it), loads it again with [DatasetSpec.load][rankattack.data.spec.DatasetSpec.load], and turns into a
+plain dict for a training checkpoint ([rankattack.training.checkpoints.record_dataset][]). The
+command line reads it back so that ``rankattack evaluate --checkpoint ...`` evaluates on the data
+the model was trained for, and refuses a request for other data
+([DatasetSpec.conflicts][rankattack.data.spec.DatasetSpec.conflicts]).
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ __all__ = [
 
 #: How the library scales inputs: every loader returns pixel values divided by their
 #: maximum (uint8 / 255, digits / 16), in ``[0, 1]``; models get no mean/std
-#: normalization (wrap a model with :class:`~rankattack.wrappers.EmbeddingModel` for one).
+#: normalization (wrap a model with [EmbeddingModel][rankattack.wrappers.EmbeddingModel] for one).
 NORMALIZATION = "[0, 1] (pixel / max), no mean/std"
 
-#: The built-in datasets (:func:`rankattack.data.load_dataset`).
+#: The built-in datasets ([rankattack.data.load_dataset][]).
 BUILTIN_DATASETS = ("digits", "mnist", "fashion-mnist")
 
 #: A user's own data: a folder of images (one subfolder per class) or a tensor file.
@@ -118,9 +120,10 @@ class DatasetSpec:
     subset_seed : int
         Seed of those subsets.
     normalization : str
-        How inputs are scaled (:data:`NORMALIZATION`, the only scaling the loaders use).
+        How inputs are scaled (``NORMALIZATION``, the only scaling the loaders use).
     input_shape : tuple of int or None
-        ``(C, H, W)`` of one input, filled in once the data is loaded (:meth:`loaded`).
+        ``(C, H, W)`` of one input, filled in once the data is loaded
+        ([loaded][rankattack.data.spec.DatasetSpec.loaded]).
     num_classes : int or None
         Filled in with ``input_shape``.
     """
@@ -260,8 +263,8 @@ class DatasetSpec:
         Raises
         ------
         ValueError
-            If the loaded inputs do not have the recorded :attr:`input_shape` or
-            :attr:`num_classes` (the files changed since the spec was recorded).
+            If the loaded inputs do not have the recorded ``input_shape`` or
+            ``num_classes`` (the files changed since the spec was recorded).
         FileNotFoundError
             If the files are not found.
         """
@@ -325,7 +328,8 @@ class DatasetSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DatasetSpec:
-        """Rebuild a spec from :meth:`to_dict` (unknown keys, e.g. ``"split"``, ignored)."""
+        """Rebuild a spec from [to_dict][rankattack.data.spec.DatasetSpec.to_dict] (unknown keys,
+        e.g. ``"split"``, ignored)."""
         if not isinstance(data, dict):
             raise TypeError(f"a dataset record must be a dict, got {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}

@@ -1,12 +1,12 @@
 """A user's inputs and labels saved as arrays: a ``.npz`` file or a ``.pt`` file of tensors.
 
-:func:`load_tensor_file` reads ``x`` and ``y`` (split per class like the digits) or
-``train_x``, ``train_y``, ``test_x`` and ``test_y`` (that split), from a numpy ``.npz``
-archive (read with ``allow_pickle=False``) or a ``torch.save`` dict (read with torch's
-safe loader, ``weights_only=True``, through :mod:`rankattack._safeload`): neither can run
-code hidden in the file. Inputs are validated and scaled as
-[as_tensors][rankattack.data.userdata.as_tensors] does (uint8 / 255, or floats in
-``[0, 1]``); labels may be integers or strings (class names).
+[load_tensor_file][rankattack.data.tensorfile.load_tensor_file] reads ``x`` and ``y`` (split per
+class like the digits) or ``train_x``, ``train_y``, ``test_x`` and ``test_y`` (that split), from a
+numpy ``.npz`` archive (read with ``allow_pickle=False``) or a ``torch.save`` dict (read with
+torch's safe loader, ``weights_only=True``, through ``rankattack._safeload``): neither can run code
+hidden in the file. Inputs are validated and scaled as
+[as_tensors][rankattack.data.userdata.as_tensors] does (uint8 / 255, or floats in ``[0, 1]``);
+labels may be integers or strings (class names).
 """
 
 from __future__ import annotations

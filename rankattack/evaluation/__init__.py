@@ -6,11 +6,11 @@ each w (CA) or m (QA), run T independent attacks on the test set X (which is bot
 gallery and the pool the attacked inputs come from) and report the mean normalized rank
 ``R_CA(c)`` or ``R_QA(q)`` in percent, here with a 95% confidence interval, plus the
 mean rank of ``C_SP`` for QA. The maximum embedding shift of the Fig. 2 comparison
-(Eq. 13's adversary, :class:`~rankattack.MaxShiftAttack`) and the model's R@1 are
+(Eq. 13's adversary, [MaxShiftAttack][rankattack.MaxShiftAttack]) and the model's R@1 are
 reported beside them.
 
 Only the public attack API is used. A cell's samples are drawn from a generator seeded
-by ``(seed, attack, eps, size)`` (:func:`rankattack.evaluation.sampling.cell_seed`) and
+by ``(seed, attack, eps, size)`` ([rankattack.evaluation.sampling.cell_seed][]) and
 its T attacks run in vectorized batches. Each finished cell is appended to a JSON-lines
 file; a rerun with the same file skips the cells already there, so an interrupted run
 resumes and ends with the table an uninterrupted run gives.
@@ -43,7 +43,7 @@ rankingexample
     ``ranking_example``, one attack on a ranking list (Fig. 1).
 
 The robustness benchmark of the authors' later work (ten attacks, the Empirical
-Robustness Score) is the subpackage :mod:`rankattack.evaluation.robustness`, also
+Robustness Score) is the subpackage [rankattack.evaluation.robustness][], also
 importable as ``rankattack.robustness``.
 """
 

@@ -5,19 +5,23 @@ T independent attacks (CA+, CA-, QA+ or QA-; QA is the Semantics-Preserving QA o
 Eq. 12) on the test set X, which is both the gallery and the pool the attacked inputs
 come from, and reports the mean normalized rank ``R_CA(c)`` or ``R_QA(q)`` in percent
 with a 95% confidence interval, plus the mean rank of ``C_SP`` for QA. A shift cell
-(:func:`run_shift_cell`) measures the maximum embedding shift of the Fig. 2 comparison
-(Eq. 13's adversary, :class:`~rankattack.MaxShiftAttack`) instead.
+([run_shift_cell][rankattack.evaluation.cells.run_shift_cell]) measures the maximum embedding shift
+of the Fig. 2 comparison (Eq. 13's adversary, [MaxShiftAttack][rankattack.MaxShiftAttack]) instead.
 
 A cell's samples are drawn from a generator seeded by ``(seed, attack, eps, size)``
-(:func:`rankattack.evaluation.sampling.cell_seed`) and its T attacks run in vectorized
-batches; only the public attack API is used. :attr:`CellResult.key` identifies a cell
-within a results log (:class:`rankattack.evaluation.resultslog.ResultsLog`).
+([rankattack.evaluation.sampling.cell_seed][]) and its T attacks run in vectorized
+batches; only the public attack API is used.
+[CellResult.key][rankattack.evaluation.cells.CellResult.key] identifies a cell within a results log
+([rankattack.evaluation.resultslog.ResultsLog][]).
 
-:func:`run_cell_samples` and :func:`run_shift_cell_samples` return the T attacks behind a
-cell ([CellSamples][rankattack.evaluation.samples.CellSamples]: indices, ranks before and
-after, perturbation norms, optionally the adversarial inputs); :func:`summarize` turns them
-into the cell's :class:`CellResult`, which is what :func:`run_cell` and
-:func:`run_shift_cell` return.
+[run_cell_samples][rankattack.evaluation.cells.run_cell_samples] and
+[run_shift_cell_samples][rankattack.evaluation.cells.run_shift_cell_samples] return the T attacks
+behind a cell ([CellSamples][rankattack.evaluation.samples.CellSamples]: indices, ranks before and
+after, perturbation norms, optionally the adversarial inputs);
+[summarize][rankattack.evaluation.cells.summarize] turns them into the cell's
+[CellResult][rankattack.evaluation.cells.CellResult], which is what
+[run_cell][rankattack.evaluation.cells.run_cell] and
+[run_shift_cell][rankattack.evaluation.cells.run_shift_cell] return.
 """
 
 from __future__ import annotations
@@ -236,10 +240,11 @@ def run_cell_samples(
     steps: int | None = None,
     adversarial: bool = False,
 ) -> CellSamples:
-    """The T attacks of one cell, each kept: :func:`run_cell` before summarizing.
+    """The T attacks of one cell, each kept: [run_cell][rankattack.evaluation.cells.run_cell] before
+    summarizing.
 
-    Takes the arguments of :func:`run_cell`, and ``adversarial``: also keep the
-    adversarial inputs ``[T, *S]`` (on the CPU).
+    Takes the arguments of [run_cell][rankattack.evaluation.cells.run_cell], and ``adversarial``:
+    also keep the adversarial inputs ``[T, *S]`` (on the CPU).
     """
     attack = check_choice(attack, "attack", ATTACKS)
     eps = check_real(eps, "eps", low=0.0)
@@ -349,7 +354,8 @@ def run_shift_cell_samples(
     steps: int | None = None,
     adversarial: bool = False,
 ) -> CellSamples:
-    """The T maximum-shift attacks of :func:`run_shift_cell`, each kept."""
+    """The T maximum-shift attacks of [run_shift_cell][rankattack.evaluation.cells.run_shift_cell],
+    each kept."""
     eps = check_real(eps, "eps", low=0.0)
     samples = check_int(samples, "samples", low=1)
     seed = check_int(seed, "seed")

@@ -1,16 +1,17 @@
-"""The paper's protocol end to end: :func:`evaluate` runs every cell of a model's table.
+"""The paper's protocol end to end: [evaluate][rankattack.evaluation.protocol.evaluate] runs every
+cell of a model's table.
 
 Zhou et al., "Adversarial Ranking Attack and Defense" (ECCV 2020), Sec. 4: for each
 attack (CA+, CA-, QA+, QA-), each eps and each w (CA) or m (QA), run T independent
-attacks on the test set X (:func:`rankattack.evaluation.cells.run_cell`), plus the
+attacks on the test set X ([rankattack.evaluation.cells.run_cell][]), plus the
 maximum embedding shift per eps (Fig. 2, Eq. 13's adversary) and the model's R@1.
-With a results log (:class:`rankattack.evaluation.resultslog.ResultsLog`) each finished
+With a results log ([rankattack.evaluation.resultslog.ResultsLog][]) each finished
 cell is appended and a rerun skips the cells already there. With ``samples_dir`` each new
 cell's T attacks are also kept, one file per cell
 ([CellSamples][rankattack.evaluation.samples.CellSamples]), with the adversarial inputs
 when asked for. The model's R@k and mAP and the embedding spread are reported beside
-the cells; the progress bar advances by each cell's expected cost (:func:`expected_cost`),
-not by the number of cells.
+the cells; the progress bar advances by each cell's expected cost
+([expected_cost][rankattack.evaluation.protocol.expected_cost]), not by the number of cells.
 """
 
 from __future__ import annotations
@@ -142,9 +143,10 @@ def evaluate(
     name : str
         Model name for the table and the log.
     batch_size, top_fraction, xi, sp_size, alpha, steps
-        See :func:`run_cell`.
+        See [run_cell][rankattack.evaluation.run_cell].
     progress : bool
-        Show a progress bar over cells, advancing by each cell's :func:`expected_cost`.
+        Show a progress bar over cells, advancing by each cell's
+        [expected_cost][rankattack.evaluation.protocol.expected_cost].
     on_cell : callable, optional
         Called with each newly computed cell.
     samples_dir : str or Path, optional

@@ -4,7 +4,7 @@ Zhou et al., "Adversarial Ranking Attack and Defense" (ECCV 2020), Fig. 1 and th
 appendix figures: a query's top-k list before and after one CA or QA with w = m = 1,
 on the first (query, candidate) pair the protocol's cell draws. Positions in the list are
 raw counts (0 = top) out of ``gallery_size`` items.
-:func:`rankattack.plots.plot_ranking_example` draws it.
+[rankattack.plots.plot_ranking_example][] draws it.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def ranking_example(
 ) -> RankingExample:
     """Attack one sampled (query, candidate) pair with w = m = 1 and record its ranking list.
 
-    The pair is the first one :func:`~rankattack.evaluation.sampling.sample_cell` draws for
+    The pair is the first one [sample_cell][rankattack.evaluation.sampling.sample_cell] draws for
     ``cell_seed(seed, attack, eps, 1)``, i.e. the first attack of the protocol's cell.
     """
     attack = check_choice(attack, "attack", ATTACKS)

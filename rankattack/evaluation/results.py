@@ -1,12 +1,14 @@
 """The results of one model's evaluation and their outputs: the paper's table, CSV, JSON.
 
-:class:`EvaluationResult` holds the cells of one evaluation with the model's R@1, R@k and
-mAP and the embedding spread; it is read back from a results log or a JSON summary and
-written as CSV or JSON. Every figure it holds is in percent (mean normalized ranks,
+[EvaluationResult][rankattack.evaluation.results.EvaluationResult] holds the cells of one evaluation
+with the model's R@1, R@k and mAP and the embedding spread; it is read back from a results log or a
+JSON summary and written as CSV or JSON. Every figure it holds is in percent (mean normalized ranks,
 R@k, mAP), except the embedding shift and spread, which are distances.
-:func:`format_table` renders it in the layout of the paper's Tables 1-3 (Zhou et al.,
-ECCV 2020), optionally with the published rows of :class:`PaperTable` interleaved. The
-two live together because :meth:`EvaluationResult.table` is :func:`format_table`.
+[format_table][rankattack.evaluation.results.format_table] renders it in the layout of the paper's
+Tables 1-3 (Zhou et al., ECCV 2020), optionally with the published rows of
+[PaperTable][rankattack.evaluation.results.PaperTable] interleaved. The two live together because
+[EvaluationResult.table][rankattack.evaluation.results.EvaluationResult.table] is
+[format_table][rankattack.evaluation.results.format_table].
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class EvaluationResult:
         return out
 
     def save_csv(self, path: str | Path) -> Path:
-        """Write :meth:`rows` as CSV."""
+        """Write [rows][rankattack.evaluation.results.EvaluationResult.rows] as CSV."""
         import csv
 
         rows = self.rows()
@@ -154,7 +156,8 @@ class EvaluationResult:
         )
 
     def table(self, paper: PaperTable | None = None, markdown: bool = False) -> str:
-        """The table in the paper's layout; see :func:`format_table`."""
+        """The table in the paper's layout; see
+        [format_table][rankattack.evaluation.results.format_table]."""
         return format_table(self, paper=paper, markdown=markdown)
 
 

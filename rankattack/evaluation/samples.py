@@ -1,15 +1,16 @@
 """Per-sample results of one cell: what each of its T attacks did, kept for reuse.
 
-A cell of the protocol (:mod:`rankattack.evaluation.cells`) reports a mean with its
-interval; :class:`CellSamples` keeps the T attacks behind it: which gallery items were
-attacked and with which partners, each attack's normalized rank before and after (a
-fraction of ``|X|`` in ``[0, 1]``, as [AttackResult][rankattack.attacks.base.AttackResult]
-has it), the size of each perturbation (L-inf and L2), and on request the adversarial
-inputs themselves, so that a detector or a defense can be trained on them later.
+A cell of the protocol ([rankattack.evaluation.cells][]) reports a mean with its
+interval; [CellSamples][rankattack.evaluation.samples.CellSamples] keeps the T attacks behind it:
+which gallery items were attacked and with which partners, each attack's normalized rank before and
+after (a fraction of ``|X|`` in ``[0, 1]``, as [AttackResult][rankattack.attacks.base.AttackResult]
+has it), the size of each perturbation (L-inf and L2), and on request the adversarial inputs
+themselves, so that a detector or a defense can be trained on them later.
 
 Files are ``torch.save`` dicts of tensors and plain values (``<attack>-eps<eps>-size<size>.pt``,
-:func:`cell_file_name`), read back with torch's safe loader (``weights_only=True``):
-:meth:`CellSamples.load` and :func:`load_samples` never run code from a file.
+[cell_file_name][rankattack.evaluation.samples.cell_file_name]), read back with torch's safe loader
+(``weights_only=True``): [CellSamples.load][rankattack.evaluation.samples.CellSamples.load] and
+[load_samples][rankattack.evaluation.samples.load_samples] never run code from a file.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ class CellSamples:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> CellSamples:
-        """Read a file written by :meth:`save` with torch's safe loader."""
+        """Read a file written by [save][rankattack.evaluation.samples.CellSamples.save] with
+        torch's safe loader."""
         data = safe_load(path, _WHAT, map_location="cpu")
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a {_WHAT} (format {_FORMAT})")
@@ -140,7 +142,8 @@ class CellSamples:
 
 
 def load_samples(directory: str | os.PathLike[str]) -> list[CellSamples]:
-    """Every cell's samples in ``directory`` (files named by :func:`cell_file_name`)."""
+    """Every cell's samples in ``directory`` (files named by
+    [cell_file_name][rankattack.evaluation.samples.cell_file_name])."""
     base = Path(directory)
     if not base.is_dir():
         raise FileNotFoundError(f"no per-sample results folder at {base}")

@@ -3,10 +3,10 @@
 A cell's mean normalized rank comes with the half-width of its two-sided Student-t
 interval (the paper reports no intervals); R@1 is the usual leave-one-out retrieval
 recall of the paper's tables (Zhou et al., ECCV 2020, Sec. 4), reported with R@k and mAP
-(:func:`retrieval_quality`). The embedding spread (:func:`embedding_spread`, the median
-distance between two gallery items) is the scale the maximum embedding shift is read
-against: a defense that only shrinks the embedding space lowers the raw shift without
-lowering the shift relative to the spread.
+([retrieval_quality][rankattack.evaluation.statistics.retrieval_quality]). The embedding spread
+([embedding_spread][rankattack.evaluation.statistics.embedding_spread], the median distance between
+two gallery items) is the scale the maximum embedding shift is read against: a defense that only
+shrinks the embedding space lowers the raw shift without lowering the shift relative to the spread.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def recall_at_1(gallery: Gallery) -> float:
 
     Each item queries the rest of the gallery (its own index excluded), the usual
     leave-one-out retrieval protocol of the paper's R@1; see
-    :func:`rankattack.metrics.recall_at_k`.
+    [rankattack.metrics.recall_at_k][].
     """
     from rankattack.metrics import recall_at_k
 
@@ -65,8 +65,8 @@ def recall_at_1(gallery: Gallery) -> float:
 def retrieval_quality(gallery: Gallery, ks: tuple[int, ...] = RECALL_KS) -> dict[str, float]:
     """R@k for each k (``"R@1"``, ``"R@2"``, ...) and ``"mAP"``, in percent.
 
-    Leave-one-out over the labelled gallery (:func:`rankattack.metrics.recall_at_k`,
-    :func:`rankattack.metrics.mean_average_precision`); k larger than ``|X| - 1`` is
+    Leave-one-out over the labelled gallery ([rankattack.metrics.recall_at_k][],
+    [rankattack.metrics.mean_average_precision][]); k larger than ``|X| - 1`` is
     left out.
     """
     from rankattack.metrics import mean_average_precision, recall_at_k

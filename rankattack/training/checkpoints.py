@@ -1,18 +1,18 @@
 """Training checkpoints: atomic writes, random-number states, exact resume, safe reading.
 
-After every epoch :func:`~rankattack.training.train` writes ``checkpoint.pt``
-(:data:`CHECKPOINT_NAME`) atomically: the model and optimizer state, the config, the
+After every epoch [train][rankattack.training.train] writes ``checkpoint.pt``
+(``CHECKPOINT_NAME``) atomically: the model and optimizer state, the config, the
 history, a signature of the training data, every random-number state and the state the
 defense carries between steps (the gradual adversary's previous loss of HM). A run that
 finds it resumes where it stopped (when the config and data match) and ends with the
-weights an uninterrupted run would have produced. :func:`load_checkpoint` rebuilds the
-trained model.
+weights an uninterrupted run would have produced.
+[load_checkpoint][rankattack.training.checkpoints.load_checkpoint] rebuilds the trained model.
 
 A checkpoint also records the dataset the model was trained on (its name, files, image size,
-normalization and train/test split: :class:`~rankattack.data.spec.DatasetSpec`) when the
-training runs inside :func:`record_dataset`; :func:`checkpoint_dataset` reads it back, so
-that an evaluation finds the same test part again. Checkpoints written without it still
-load.
+normalization and train/test split: [DatasetSpec][rankattack.data.spec.DatasetSpec]) when the
+training runs inside [record_dataset][rankattack.training.checkpoints.record_dataset];
+[checkpoint_dataset][rankattack.training.checkpoints.checkpoint_dataset] reads it back, so that an
+evaluation finds the same test part again. Checkpoints written without it still load.
 
 Checkpoints are read with torch's safe loader (``weights_only=True``: tensors and plain
 Python values only); a file it cannot read, or that is not a rankattack checkpoint, is
@@ -57,7 +57,8 @@ _FORMAT_VERSION = 1
 #: Config fields that may differ between a checkpoint and the run resuming it.
 _RESUMABLE_CHANGES = ("epochs", "device")
 
-#: The dataset record the checkpoints written now carry (set by :func:`record_dataset`).
+#: The dataset record the checkpoints written now carry (set by
+#: [record_dataset][rankattack.training.checkpoints.record_dataset]).
 _DATASET: ContextVar[dict[str, Any] | None] = ContextVar("rankattack_dataset", default=None)
 
 
@@ -264,19 +265,20 @@ def _resume(
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: Any = None
 ) -> tuple[nn.Module, TrainConfig]:
-    """Rebuild the model a :func:`~rankattack.training.train` checkpoint holds.
+    """Rebuild the model a [train][rankattack.training.train] checkpoint holds.
 
     Parameters
     ----------
     path : str or PathLike
         The ``checkpoint.pt`` file or the ``out_dir`` holding it.
     map_location : optional
-        As in :func:`torch.load`; a device moves the model there.
+        As in ``torch.load``; a device moves the model there.
 
     Returns
     -------
     (model, config)
-        The model in eval mode and the :class:`TrainConfig` that trained it.
+        The model in eval mode and the [TrainConfig][rankattack.training.checkpoints.TrainConfig]
+        that trained it.
 
     Raises
     ------
@@ -308,8 +310,9 @@ def checkpoint_dataset(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     dict or None
         The ``to_dict()`` of the [DatasetSpec][rankattack.data.spec.DatasetSpec] the model
         was trained on (rebuild it with ``DatasetSpec.from_dict``), or ``None`` when the
-        checkpoint does not record one (training outside :func:`record_dataset`, or a
-        checkpoint of an earlier version).
+        checkpoint does not record one (training outside
+        [record_dataset][rankattack.training.checkpoints.record_dataset], or a checkpoint of an
+        earlier version).
     """
     data = _read_checkpoint(_checkpoint_file(path), map_location="cpu")
     record = data.get("dataset")
