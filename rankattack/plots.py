@@ -362,7 +362,7 @@ def plot_ranking_example(
         (
             axes[0, 1],
             0.5 + 0.5 * delta / scale,
-            f"r = {role}~ - {role}\n(shown x{0.5 / scale:.1f})",
+            f"r = {role}~ - {role}\n(amplified x{0.5 / scale:.1f})",
         ),
         (axes[0, 2], example.adversarial, f"{role}~ = {role} + r"),
     ]:

@@ -129,3 +129,25 @@ def test_quality_and_spread_against_brute_force() -> None:
     assert retrieval_quality(gallery)["R@1"] == pytest.approx(r1)
     sampled = embedding_spread(gallery, pairs=50, seed=1)  # fewer pairs than all: sampled
     assert 0 < sampled < 2
+
+
+def test_expected_cost_orders_the_cells_like_their_run_time() -> None:
+    """The progress bar's weights: a cell at eps = 0 runs no PGD step and costs a small
+    fraction of one at eps = 0.3; larger w / m and galleries cost more."""
+    from rankattack.evaluation import expected_cost
+
+    zero = expected_cost("CA+", 0.0, 1, 100, 900)
+    big = expected_cost("CA+", 0.3, 1, 100, 900)
+    assert zero == 200 and big / zero > 15
+    assert expected_cost("CA+", 0.3, 1, 100, 900, steps=5) < big
+    assert expected_cost("QA+", 0.3, 1, 100, 900) > big  # m + G targets
+    assert expected_cost("CA+", 0.3, 10, 100, 10000) > 2 * big
+    assert expected_cost("shift", 0.3, 0, 100, 900) == 100 * (2 + 30)
+
+
+def test_progress_bar_is_weighted(setup, capsys) -> None:
+    model, gallery, x = setup
+    evaluate(model, x, gallery.labels, attacks=("CA+",), eps=(0.0, 0.1), sizes=(1,),
+             samples=3, gallery=gallery, progress=True, name="m")  # fmt: skip
+    err = capsys.readouterr().err
+    assert "evaluating m: 100%" in err and "cell" not in err.split("100%")[-1].split("\n")[0]

@@ -442,7 +442,27 @@ def _load_model(path: str, device: torch.device) -> tuple[Any, Any]:
 
 
 # --------------------------------------------------------------------------------------
-# writing
+# reporting and writing
+def _cell_name(cell: Any) -> str:
+    if cell.attack == "shift":
+        return f"shift eps={cell.eps:g}"
+    which = "w" if cell.attack.startswith("CA") else "m"
+    return f"{cell.attack} eps={cell.eps:g} {which}={cell.size}"
+
+
+def _on_resume(log: Path) -> Any:
+    def report(done: list[Any], total: int) -> None:
+        if not done:
+            return
+        names = ", ".join(_cell_name(c) for c in done)
+        _say(
+            f"resuming from {log}: {len(done)} of {total} cells already done, skipped "
+            f"({names}); computing the other {total - len(done)}"
+        )
+
+    return report
+
+
 def _write_outputs(
     result: Any, out: Path, paper: Any, stem: str = "", figures: bool = True
 ) -> list[Path]:

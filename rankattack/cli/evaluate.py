@@ -30,6 +30,7 @@ from rankattack.cli.common import (
     _floats,
     _ints,
     _load_model,
+    _on_resume,
     _protocol_args,
     _ranking_figures,
     _say,
@@ -100,26 +101,6 @@ def interrupted(args: argparse.Namespace) -> str:
         f"the finished cells are kept in {log} (the cell in progress was discarded); run "
         "the same command to resume"
     )
-
-
-def _cell_name(cell: Any) -> str:
-    if cell.attack == "shift":
-        return f"shift eps={cell.eps:g}"
-    which = "w" if cell.attack.startswith("CA") else "m"
-    return f"{cell.attack} eps={cell.eps:g} {which}={cell.size}"
-
-
-def _on_resume(log: Path) -> Any:
-    def report(done: list[Any], total: int) -> None:
-        if not done:
-            return
-        names = ", ".join(_cell_name(c) for c in done)
-        _say(
-            f"resuming from {log}: {len(done)} of {total} cells already done, skipped "
-            f"({names}); computing the other {total - len(done)}"
-        )
-
-    return report
 
 
 def run(args: argparse.Namespace) -> int:

@@ -122,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
     if data.input_shape[0] != config.in_channels:
         config = dataclasses.replace(config, in_channels=int(data.input_shape[0]))
     out = Path(args.out)
+    if config.defense is not None:
+        _say(
+            f"defense {config.defense}: {config.pgd_steps} PGD steps at eps {config.pgd_eps:.4g} "
+            f"per batch, so an epoch costs about {1 + config.pgd_steps}x a vanilla one "
+            "(--defense-steps sets it)"
+        )
     start = time.perf_counter()
     try:
         with record_dataset(spec):

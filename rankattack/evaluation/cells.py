@@ -411,10 +411,10 @@ def summarize(cell: CellSamples) -> CellResult:
         mean, ci = confidence_interval(cell.shift)
         return CellResult(mean=mean, ci=ci, before=0.0, **common)
     assert cell.rank_before is not None and cell.rank_after is not None
-    mean, ci = confidence_interval(100.0 * cell.rank_after)
+    mean, ci = confidence_interval(100.0 * cell.rank_after.double())
     sp_mean = sp_ci = sp_before = None
     if cell.sp_rank_after is not None and cell.sp_rank_before is not None:
-        sp_mean, sp_ci = confidence_interval(100.0 * cell.sp_rank_after)
+        sp_mean, sp_ci = confidence_interval(100.0 * cell.sp_rank_after.double())
         sp_before = 100.0 * float(cell.sp_rank_before.double().mean())
     return CellResult(
         mean=mean,

@@ -241,7 +241,7 @@ def _resume(
     data = _read_checkpoint(path, map_location=device)
     _check_resumable(TrainConfig.from_dict(data["config"]), config, path)
     if data["data"] != signature:
-        raise ResumeMismatchError(path, f"other training data ({data['data']}, now {signature})")
+        raise ResumeMismatchError(path, f"other data ({data['data']}, now {signature})")
     model.load_state_dict(data["model"])
     optimizer.load_state_dict(data["optimizer"])
     defense.load_state_dict(data.get("defense", {}))
