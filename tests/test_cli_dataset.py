@@ -186,3 +186,11 @@ def test_evaluate_keeps_per_sample_results(trained, tmp_path, capsys) -> None:
     assert "fractions of |X|" in json.loads((out / "run.json").read_text())["units"]
     results = json.loads((out / "results.json").read_text())
     assert set(results["retrieval"]) == {"R@1", "R@2", "R@4", "R@8", "mAP"}
+
+
+def test_naming_the_same_dataset_alone_is_accepted(trained, tmp_path, capsys) -> None:
+    """``--dataset digits`` alone names the checkpoint's data: its image size is kept."""
+    argv = ["evaluate", "--checkpoint", str(trained), "--dataset", "digits", *EVAL,
+            "--no-figures", "--out", str(tmp_path / "ev"), *FAST]  # fmt: skip
+    assert main(argv) == 0
+    assert "on digits 1x8x8" in capsys.readouterr().out

@@ -396,10 +396,21 @@ def _dataset_spec(args: argparse.Namespace, records: Sequence[dict[str, Any] | N
                 f"({recorded.describe()} and {other.describe()})"
             )
     if args.dataset is not None or args.image_size is not None or args.test_fraction is not None:
+        # options left out mean the checkpoint's: only what is given is compared
+        given_args = {
+            "dataset": args.dataset or recorded.source,
+            "image_size": args.image_size,
+            "test_fraction": args.test_fraction,
+        }
+        if _same_kind(given_args["dataset"], recorded):
+            if args.image_size is None:
+                given_args["image_size"] = recorded.image_size
+            if args.test_fraction is None:
+                given_args["test_fraction"] = recorded.test_fraction
         requested = _requested_spec(
-            argparse.Namespace(**{**vars(args), "dataset": args.dataset or recorded.source}),
-            recorded.source,
+            argparse.Namespace(**{**vars(args), **given_args, "data_dir": None}), recorded.source
         )
+        requested = dataclasses.replace(requested, split_seed=recorded.split_seed)
         conflicts = recorded.conflicts(requested)
         if conflicts:
             raise ValueError(
@@ -418,6 +429,17 @@ def _dataset_spec(args: argparse.Namespace, records: Sequence[dict[str, Any] | N
     if args.test_size is not None or args.train_size is not None:
         changes.update(train_size=args.train_size, test_size=args.test_size, subset_seed=args.seed)
     return dataclasses.replace(recorded, **changes) if changes else recorded
+
+
+def _same_kind(dataset: str, recorded: Any) -> bool:
+    """Whether ``--dataset`` names the kind of data the record describes."""
+    from rankattack.data.spec import dataset_kind
+
+    try:
+        kind, _ = dataset_kind(dataset)
+    except ValueError:
+        return False
+    return bool(kind == recorded.name)
 
 
 def _checkpoint_records(files: Sequence[Path]) -> list[dict[str, Any] | None]:
