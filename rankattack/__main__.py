@@ -1,4 +1,4 @@
-"""``python -m rankattack``: the ``rankattack`` command (see :mod:`rankattack.cli`)."""
+"""``python -m rankattack``: the ``rankattack`` command (see ``rankattack.cli``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Reading files written by ``torch.save`` with torch's safe loader, and one-line errors.
 
 Every file the library reads back (training checkpoints, universal perturbations,
-saved adversarial examples) goes through :func:`safe_load`: ``weights_only=True``
+saved adversarial examples) goes through ``safe_load``: ``weights_only=True``
 (tensors and plain Python values only), and a file the loader refuses becomes a
 one-line ``ValueError`` that names the file and never advises turning the safe loader
 off.
@@ -43,7 +43,7 @@ def safe_load(path: str | os.PathLike[str], what: str, map_location: Any = None)
     what : str
         What the file should be, for the message (``"rankattack training checkpoint"``).
     map_location : optional
-        As :func:`torch.load`.
+        As ``torch.load``.
 
     Raises
     ------

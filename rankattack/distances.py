@@ -25,9 +25,9 @@ __all__ = [
 class Distance(ABC):
     """A distance between embedding vectors (smaller is closer).
 
-    Subclasses define :meth:`prepare` (a differentiable map applied once to every
-    embedding, e.g. L2 normalization) and distances between *prepared* embeddings,
-    so that a gallery is prepared once and reused.
+    Subclasses define [prepare][rankattack.distances.Distance.prepare] (a differentiable map applied
+    once to every embedding, e.g. L2 normalization) and distances between *prepared* embeddings, so
+    that a gallery is prepared once and reused.
     """
 
     name: str = ""
@@ -41,7 +41,7 @@ class Distance(ABC):
         """Distances between prepared rows: ``a [M, D]`` x ``b [K, D]`` -> ``[M, K]``."""
 
     def pairwise_exact(self, a: Tensor, b: Tensor) -> Tensor:
-        """:meth:`pairwise` computed without cancellation, for ranks and neighbours.
+        """``pairwise`` computed without cancellation, for ranks and neighbours.
 
         Used where no gradient is needed but ties and near-duplicates matter (ranks,
         nearest neighbours, the one-time sort of fixed queries).
@@ -96,8 +96,8 @@ class EuclideanDistance(Distance):
     """Euclidean (L2) distance ``d(a, b) = |a - b|_2`` on raw embeddings.
 
     The gradient at ``a == b`` is taken as zero (the sub-gradient ``torch.cdist`` uses).
-    :meth:`pairwise` uses the matrix-product expansion (fast, for the attack's gradient
-    steps); :meth:`pairwise_exact` the direct differences (for ranks and neighbours).
+    ``pairwise`` uses the matrix-product expansion (fast, for the attack's gradient
+    steps); ``pairwise_exact`` the direct differences (for ranks and neighbours).
     """
 
     name = "euclidean"
@@ -130,8 +130,9 @@ class NormalizedEuclideanDistance(EuclideanDistance):
     """Euclidean distance between L2-normalized embeddings, ``|a/|a| - b/|b||_2``, in ``[0, 2]``.
 
     The "N" metric of the robustness benchmark (robrank; Zhou et al., T-PAMI 2024): it
-    ranks exactly as :class:`CosineDistance` does (``d_N = sqrt(2 d_C)``, a monotone
-    map), but its gradients and hinge values are those of a Euclidean distance.
+    ranks exactly as [CosineDistance][rankattack.distances.CosineDistance] does
+    (``d_N = sqrt(2 d_C)``, a monotone map), but its gradients and hinge values are those of a
+    Euclidean distance.
     """
 
     name = "normalized-euclidean"
@@ -146,12 +147,12 @@ _DISTANCES: dict[str, type[Distance]] = {
     "normalized-euclidean": NormalizedEuclideanDistance,
 }
 
-#: The metric names :func:`get_distance` accepts.
+#: The metric names [get_distance][rankattack.distances.get_distance] accepts.
 METRIC_NAMES: tuple[str, ...] = tuple(_DISTANCES)
 
 
 def get_distance(metric: str | Distance) -> Distance:
-    """Return the :class:`Distance` for ``metric``: one of :data:`METRIC_NAMES`.
+    """Return the [Distance][rankattack.distances.Distance] for ``metric``: one of ``METRIC_NAMES``.
 
     "cosine" (``1 - cos``), "euclidean" (L2 on raw embeddings) or
     "normalized-euclidean" (L2 on L2-normalized embeddings).

@@ -93,7 +93,7 @@ class Gallery:
     def from_inputs(
         cls,
         model: Callable[[Tensor], Tensor],
-        inputs: Tensor,
+        inputs: Tensor | torch.utils.data.Dataset[Any] | torch.utils.data.DataLoader[Any],
         labels: Tensor | None = None,
         metric: str | Distance = "cosine",
         batch_size: int = 256,
@@ -107,19 +107,41 @@ class Gallery:
         ----------
         model : callable
             Maps ``[B, *S]`` inputs to ``[B, D]`` embeddings.
-        inputs : Tensor
-            ``[|X|, *S]`` inputs in ``[0, 1]``.
+        inputs : Tensor, Dataset or DataLoader
+            ``[|X|, *S]`` inputs in ``[0, 1]``; or a ``torch.utils.data.Dataset`` (read in
+            batches of ``batch_size``) or ``DataLoader`` whose items / batches are inputs
+            or ``(inputs, labels)`` pairs. Batches of a Dataset or DataLoader are moved to
+            the device of the model's parameters (the CPU for a model without any).
+        labels : Tensor, optional
+            ``[|X|]`` labels; taken from the ``(inputs, labels)`` pairs of a Dataset or
+            DataLoader when not given.
         batch_size : int
-            Inputs embedded per forward pass.
+            Inputs embedded per forward pass (a DataLoader keeps its own batches).
         progress : bool
             Show a tqdm progress bar.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> from rankattack import Gallery
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+        >>> data = TensorDataset(torch.rand(10, 1, 2, 2), torch.arange(10) % 2)
+        >>> g = Gallery.from_inputs(model, data, batch_size=4)
+        >>> len(g), g.labels.tolist()[:4]
+        (10, [0, 1, 0, 1])
         """
         if not callable(model):
             raise TypeError(f"model must be callable, got {type(model).__name__}")
+        batch_size = check_int(batch_size, "batch_size", low=1)
+        if isinstance(inputs, torch.utils.data.Dataset | torch.utils.data.DataLoader):
+            embeddings, loaded = _embed_loader(model, inputs, batch_size, progress)
+            if labels is None:
+                labels = loaded
+            return cls(embeddings, labels, metric, chunk_budget=chunk_budget)
         check_tensor(inputs, "inputs", min_ndim=2, floating=True)
         if inputs.shape[0] < 1:
             raise ValueError(f"inputs must hold at least one item, got shape {tuple(inputs.shape)}")
-        batch_size = check_int(batch_size, "batch_size", low=1)
         chunks = []
         starts: Any = range(0, inputs.shape[0], batch_size)
         if progress:
@@ -132,6 +154,17 @@ class Gallery:
                 check_embedding_output(out, inputs[s : s + batch_size].shape[0], "model")
                 chunks.append(out.detach())
         return cls(torch.cat(chunks), labels, metric, chunk_budget=chunk_budget)
+
+    def to(self, device: str | torch.device) -> Gallery:
+        """The same gallery (embeddings, labels, metric, chunk budget) on ``device``.
+
+        Returns ``self`` when it is there already, like ``Tensor.to``.
+        """
+        embeddings = self._embeddings.to(device)
+        if embeddings is self._embeddings:
+            return self
+        labels = None if self._labels is None else self._labels.to(embeddings.device)
+        return Gallery(embeddings, labels, self._distance, chunk_budget=self._chunk_budget)
 
     # properties ---------------------------------------------------------------------
     @property
@@ -458,6 +491,58 @@ class _GalleryHinge(torch.autograd.Function):
                 grad_a += distance.pairwise_grad(anchors, block, d, weight)
         ctx.cached = []
         return grad_a, grad_t, None, None, None, None
+
+
+def _embed_loader(
+    model: Callable[[Tensor], Tensor],
+    data: torch.utils.data.Dataset[Any] | torch.utils.data.DataLoader[Any],
+    batch_size: int,
+    progress: bool,
+) -> tuple[Tensor, Tensor | None]:
+    """Embeddings (and labels, when the batches are ``(inputs, labels)`` pairs) of a Dataset
+    or DataLoader, batch by batch, on the device of the model's parameters."""
+    loader = (
+        data
+        if isinstance(data, torch.utils.data.DataLoader)
+        else torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)
+    )
+    params = model.parameters() if isinstance(model, torch.nn.Module) else iter(())
+    device = next(params, torch.empty(0)).device
+    batches: Any = loader
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = len(loader) if hasattr(loader, "__len__") else None
+        batches = tqdm(loader, desc="embedding gallery", unit="batch", total=total)
+    chunks: list[Tensor] = []
+    labels: list[Tensor] = []
+    pairs: bool | None = None
+    with eval_mode(model), torch.no_grad():
+        for i, batch in enumerate(batches):
+            is_pair = isinstance(batch, list | tuple) and len(batch) == 2
+            if isinstance(batch, list | tuple) and len(batch) == 1:
+                batch = batch[0]
+            if pairs is None:
+                pairs = is_pair
+            elif pairs != is_pair:
+                raise ValueError(
+                    f"inputs: batch {i} is {'an (inputs, labels) pair' if is_pair else 'bare'}"
+                    f" but batch 0 was not; expected every batch to be the same kind"
+                )
+            x = batch[0] if is_pair else batch
+            check_tensor(x, f"inputs (batch {i})", min_ndim=2, floating=True)
+            x = x.to(device)
+            out = model(x)
+            check_embedding_output(out, x.shape[0], "model")
+            chunks.append(out.detach())
+            if is_pair:
+                y = batch[1]
+                check_tensor(y, f"labels (batch {i})", ndim=1, integer=True)
+                labels.append(y.detach())
+    if not chunks:
+        raise ValueError("inputs: the Dataset or DataLoader is empty; expected at least one item")
+    embeddings = torch.cat(chunks)
+    return embeddings, (torch.cat(labels).to(embeddings.device) if labels else None)
 
 
 def check_embedding_output(out: Any, batch: int, name: str, dim: int | None = None) -> Tensor:

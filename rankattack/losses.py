@@ -2,7 +2,7 @@
 
 Both losses take the embeddings of triplets ``(q, c_p, c_n)`` -- anchor, a candidate
 of the anchor's class and one of another class -- and go through
-:mod:`rankattack.distances`, so a model is trained with exactly the distance its
+[rankattack.distances][], so a model is trained with exactly the distance its
 gallery and its attacks rank with.
 """
 
@@ -48,7 +48,8 @@ class RankingLoss(nn.Module):
     ----------
     metric : {"cosine", "euclidean", "normalized-euclidean"} or Distance, default "cosine"
     margin : float, optional
-        The margin beta (``>= 0``); default :func:`default_margin` of the metric.
+        The margin beta (``>= 0``); default [default_margin][rankattack.losses.default_margin] of
+        the metric.
     reduction : {"mean", "sum", "none"}, default "mean"
         How the per-triplet losses ``[M]`` are reduced.
     """
@@ -176,7 +177,7 @@ class ContrastiveLoss(RankingLoss):
 
 _LOSSES: dict[str, type[RankingLoss]] = {"triplet": TripletLoss, "contrastive": ContrastiveLoss}
 
-#: Names accepted by :func:`get_loss`.
+#: Names accepted by [get_loss][rankattack.losses.get_loss].
 LOSS_NAMES: tuple[str, ...] = tuple(_LOSSES)
 
 

@@ -1,15 +1,16 @@
 """Reference embedding networks of the paper for small grey images (28x28 Fashion-/MNIST).
 
 Each model maps inputs ``[N, C, H, W]`` in ``[0, 1]`` to embeddings ``[N, D]`` and has no
-classifier head, so it works with every attack and with :class:`rankattack.Gallery`.
+classifier head, so it works with every attack and with [rankattack.Gallery][].
 
-* :class:`C2F1` -- the paper's main model (Sec. 4.1): two 5x5 convolutions with 2x2
+* [C2F1][rankattack.models.C2F1] -- the paper's main model (Sec. 4.1): two 5x5 convolutions with 2x2
   max-pooling and one fully-connected layer, i.e. the Madry MNIST network without its
   last (classification) layer.
-* :class:`C2F2` -- the 28x28 ranking network of the robustness benchmark (robrank,
+* [C2F2][rankattack.models.C2F2] -- the 28x28 ranking network of the robustness benchmark (robrank,
   T-PAMI 2024): C2F1's convolutions with a 1024-unit hidden layer and a 512-d embedding.
-* :class:`LeNet` -- a lower-capacity LeNet (Sec. 4.4, transferability).
-* :class:`ResNet18` -- ResNet-18 adapted to small inputs (3x3 stem, no max-pool).
+* [LeNet][rankattack.models.LeNet] -- a lower-capacity LeNet (Sec. 4.4, transferability).
+* [ResNet18][rankattack.models.ResNet18] -- ResNet-18 adapted to small inputs (3x3 stem, no
+  max-pool).
 
 Inputs of another square size than 28 are accepted: every convolution keeps the
 spatial size ("same" padding) and, when the final feature map is not the one a 28x28
@@ -128,7 +129,8 @@ class C2F2(C2F1):
     in_channels : int, default 1
         Input channels C.
     input_size : int, default 28
-        The input side the first fully-connected layer is sized for (as :class:`C2F1`).
+        The input side the first fully-connected layer is sized for (as
+        [C2F1][rankattack.models.C2F1]).
 
     Examples
     --------
@@ -230,7 +232,7 @@ class ResNet18(nn.Module):
     Notes
     -----
     Batch normalization makes the embedding of an input depend on its batch in train
-    mode; the attacks and :class:`rankattack.Gallery` embed in eval mode.
+    mode; the attacks and [rankattack.Gallery][] embed in eval mode.
 
     Examples
     --------
@@ -277,7 +279,7 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {
     "resnet18": ResNet18,
 }
 
-#: Names accepted by :func:`build_model`.
+#: Names accepted by [build_model][rankattack.models.build_model].
 MODEL_NAMES: tuple[str, ...] = tuple(_MODELS)
 
 

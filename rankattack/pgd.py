@@ -41,9 +41,9 @@ class LinfPGD:
     eps : float
         Radius of the L-inf ball, ``>= 0``.
     alpha : float, optional
-        Step size; default :func:`default_alpha` (the paper's schedule).
+        Step size; default [default_alpha][rankattack.pgd.default_alpha] (the paper's schedule).
     steps : int, optional
-        Iterations; default :func:`default_steps`.
+        Iterations; default [default_steps][rankattack.pgd.default_steps].
     random_start : bool
         Start from a uniform point of the ball instead of the clean input.
     clip_min, clip_max : float

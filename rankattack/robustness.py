@@ -1,6 +1,6 @@
 """The robustness benchmark under its short name: ``from rankattack.robustness import ...``.
 
-Everything here is defined in :mod:`rankattack.evaluation.robustness` (robrank's ten
+Everything here is defined in [rankattack.evaluation.robustness][] (robrank's ten
 attacks and the Empirical Robustness Score); this module re-exports it.
 """
 

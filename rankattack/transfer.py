@@ -56,7 +56,7 @@ ATTACKS: dict[str, tuple[type[CandidateAttack] | type[QueryAttack], str]] = {
 
 
 def attack_factory(name: str, **kwargs: Any) -> AttackFactory:
-    """A factory ``(model, gallery) -> attack`` for one of :data:`ATTACKS`.
+    """A factory ``(model, gallery) -> attack`` for one of ``ATTACKS``.
 
     ``kwargs`` go to the attack's constructor (``eps``, ``alpha``, ``steps``, and
     ``xi``, ``sp_size`` for QA). Arguments are checked once here, on a dummy gallery.
@@ -202,10 +202,10 @@ def transfer_matrix(
     candidate_indices, candidates, query_indices : Tensor, optional
         QA: the chosen candidates as ``[N, m]`` indices into X (the same for every
         gallery) or ``[N, m, *S]`` images; ``query_indices`` ``[N]`` as in
-        :meth:`rankattack.QueryAttack.run`.
+        [rankattack.QueryAttack.run][rankattack.attacks.queryattack.QueryAttack.run].
     gallery_inputs : Tensor, optional
         ``[|X|, *S]``: X, embedded by each model into its own gallery. Or give
-        ``galleries``, one prebuilt :class:`Gallery` of the same X per model.
+        ``galleries``, one prebuilt [Gallery][rankattack.transfer.Gallery] of the same X per model.
     labels, metric, batch_size
         For building the galleries (``metric`` may map model names to metrics).
         ``batch_size`` also chunks ``inputs``: attacks run ``batch_size`` inputs at a

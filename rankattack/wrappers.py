@@ -1,9 +1,9 @@
 """Adapting third-party models to the ``inputs [N, *S] -> embeddings [N, D]`` contract.
 
 Attacks take any callable that maps inputs in ``[0, 1]`` to ``[N, D]`` embeddings.
-:class:`EmbeddingModel` turns the common other shapes into that one: models returning
-tuples, lists, dicts or objects with attributes (e.g. HuggingFace outputs), models that
-expect mean/std-normalized inputs, and models whose output needs flattening.
+[EmbeddingModel][rankattack.wrappers.EmbeddingModel] turns the common other shapes into that one:
+models returning tuples, lists, dicts or objects with attributes (e.g. HuggingFace outputs), models
+that expect mean/std-normalized inputs, and models whose output needs flattening.
 """
 
 from __future__ import annotations

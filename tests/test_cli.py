@@ -38,7 +38,7 @@ def test_subcommand_help(cmd: str, capsys) -> None:
 
 def test_parser_defaults() -> None:
     args = build_parser().parse_args(["evaluate", "--checkpoint", "c.pt", "--out", "o"])
-    assert args.dataset == "fashion-mnist" and args.samples == 1000
+    assert args.dataset is None and args.samples == 1000  # None: the checkpoint's dataset
     assert args.eps == "0,0.01,0.03,0.1,0.3" and args.sizes == "1,2,5,10"
     assert args.attacks == ["CA+", "CA-", "QA+", "QA-"]
     demo = build_parser().parse_args(["demo"])
@@ -47,8 +47,11 @@ def test_parser_defaults() -> None:
 
 def test_bad_arguments_exit_with_message(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["demo", "--tiny", "--eps", "0,abc", "--out", str(tmp_path)])
-    assert "--eps must be comma-separated numbers" in str(exc.value)
+        main(["demo", "--tiny", "--eps", "0,abc", "--out", str(tmp_path / "d")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--eps must be numbers or fractions such as 8/255, comma-separated" in err
+    assert err.count("\n") == 1 and not (tmp_path / "d").exists()
     with pytest.raises(SystemExit) as exc:
         main(["train", "--dataset", "cifar", "--out", str(tmp_path / "t"), "--no-progress"])
     assert exc.value.code == 2
@@ -136,8 +139,8 @@ def test_tiny_demo_then_evaluate_resume_and_plot(tmp_path, capsys) -> None:
     text = capsys.readouterr().out
     assert "From \\ To" in text and "vanilla" in text and "defended" in text
     matrix = json.loads((tr / "transfer.json").read_text())["CA+"]
-    assert len(matrix) == 2 and all(len(row) == 2 for row in matrix)
-    before, after = (float(v) for v in matrix[0][0].split("->"))
+    assert len(matrix["after"]) == 2 and all(len(row) == 2 for row in matrix["after"])
+    before, after = matrix["before"][0], matrix["after"][0][0]
     assert after < before  # white-box CA+ on the vanilla model raises the candidates
 
 

@@ -4,9 +4,9 @@ Imported on demand (``import rankattack`` never imports ART)::
 
     from rankattack.art import RankingEstimator, CandidateAttackART
 
-:class:`RankingEstimator` lets ART's own gradient attacks (``ProjectedGradientDescent``,
-``FastGradientMethod``), preprocessing defences and detectors work on a retrieval model;
-the adapters run rankattack's attacks (Zhou et al., ECCV 2020) behind ART's
+[RankingEstimator][rankattack.art.RankingEstimator] lets ART's own gradient attacks
+(``ProjectedGradientDescent``, ``FastGradientMethod``), preprocessing defences and detectors work on
+a retrieval model; the adapters run rankattack's attacks (Zhou et al., ECCV 2020) behind ART's
 ``EvasionAttack`` interface.
 """
 

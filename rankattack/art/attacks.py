@@ -19,7 +19,7 @@ __all__ = ["CandidateAttackART", "MaxShiftAttackART", "QueryAttackART"]
 
 
 class CandidateAttackART(RankingEvasionAttack):
-    """:class:`rankattack.CandidateAttack` (CA+/CA-, Sec. 3.1, Eq. 4-7) as an ART evasion attack.
+    """[rankattack.CandidateAttack][] (CA+/CA-, Sec. 3.1, Eq. 4-7) as an ART evasion attack.
 
     Perturbs each candidate so that its rank among the estimator's gallery, for its w
     queries, rises (``"raise"``, CA+) or falls (``"lower"``, CA-).
@@ -30,7 +30,7 @@ class CandidateAttackART(RankingEvasionAttack):
         Its gallery is the candidate set X.
     direction : {"raise", "lower"}, default "raise"
     eps, eps_step, max_iter, random_start, batch_size, verbose
-        See :class:`~rankattack.art.base.RankingEvasionAttack`.
+        See [RankingEvasionAttack][rankattack.art.base.RankingEvasionAttack].
 
     Examples
     --------
@@ -110,7 +110,7 @@ class CandidateAttackART(RankingEvasionAttack):
 
 
 class QueryAttackART(RankingEvasionAttack):
-    """:class:`rankattack.QueryAttack` (SP-QA+/QA-, Sec. 3.2, Eq. 8-12) as an ART evasion attack.
+    """[rankattack.QueryAttack][] (SP-QA+/QA-, Sec. 3.2, Eq. 8-12) as an ART evasion attack.
 
     Perturbs each query so that the ranks of its m chosen candidates rise (``"raise"``,
     QA+) or fall (``"lower"``, QA-), while the Semantics-Preserving term (Eq. 12, weight
@@ -126,7 +126,7 @@ class QueryAttackART(RankingEvasionAttack):
     sp_size : int, default 5
         G, the size of ``C_SP`` (0 disables SP).
     eps, eps_step, max_iter, random_start, batch_size, verbose
-        See :class:`~rankattack.art.base.RankingEvasionAttack`.
+        See [RankingEvasionAttack][rankattack.art.base.RankingEvasionAttack].
     """
 
     attack_params: ClassVar[list[str]] = [
@@ -229,7 +229,7 @@ class QueryAttackART(RankingEvasionAttack):
 
 
 class MaxShiftAttackART(RankingEvasionAttack):
-    """:class:`rankattack.MaxShiftAttack` (Sec. 3.3, Eq. 13) as an ART evasion attack.
+    """[rankattack.MaxShiftAttack][] (Sec. 3.3, Eq. 13) as an ART evasion attack.
 
     Pushes each input's embedding as far as possible from its clean embedding, in the
     estimator's metric: the adversary of the embedding-shift defense. Untargeted:
@@ -243,7 +243,7 @@ class MaxShiftAttackART(RankingEvasionAttack):
         Half-width of the uniform noise the search starts from (the shift's gradient is
         zero at the clean input).
     eps, eps_step, max_iter, random_start, batch_size, verbose
-        See :class:`~rankattack.art.base.RankingEvasionAttack`.
+        See [RankingEvasionAttack][rankattack.art.base.RankingEvasionAttack].
     """
 
     attack_params: ClassVar[list[str]] = [*RankingEvasionAttack.attack_params, "jitter"]

@@ -25,7 +25,7 @@ _Attack = TypeVar("_Attack", bound=RankingAttack)
 
 
 class BoxLinfPGD(LinfPGD):
-    """:class:`~rankattack.pgd.LinfPGD` clipped to per-feature bounds (ART ``clip_values`` arrays).
+    """[LinfPGD][rankattack.pgd.LinfPGD] clipped to per-feature bounds (ART ``clip_values`` arrays).
 
     ``lower`` and ``upper`` broadcast to one input ``[*S]``; they are moved to the inputs'
     device once and reused.
@@ -55,8 +55,8 @@ class RankingEvasionAttack(EvasionAttack):
     runs ``_check_params``, which raises ``ValueError`` naming a bad one (and the previous
     values are restored). ``generate(x, y)`` takes and returns numpy arrays, or tensors
     kept on their device. The gallery, preprocessing, defences and ``clip_values`` come
-    from the :class:`RankingEstimator`; inputs must lie in ``[0, 1]`` and so must
-    ``clip_values``.
+    from the [RankingEstimator][rankattack.art.base.RankingEstimator]; inputs must lie in ``[0, 1]``
+    and so must ``clip_values``.
 
     Parameters
     ----------
@@ -109,7 +109,7 @@ class RankingEvasionAttack(EvasionAttack):
 
     @property
     def estimator(self) -> RankingEstimator:
-        """The :class:`RankingEstimator` attacked."""
+        """The [RankingEstimator][rankattack.art.base.RankingEstimator] attacked."""
         return self._estimator
 
     # parameters ---------------------------------------------------------------------

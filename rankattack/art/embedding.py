@@ -4,7 +4,7 @@
 ART preprocessing defences applied as ART's PyTorch estimators apply them, gradients
 included: PyTorch defences are differentiated on the device, NumPy defences run on the
 host as an autograd node differentiated through their ``estimate_gradient`` (BPDA).
-:class:`~rankattack.art.estimator.RankingEstimator` puts the ranking loss on top.
+[RankingEstimator][rankattack.art.estimator.RankingEstimator] puts the ranking loss on top.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class NumpyPreprocessing(torch.autograd.Function):
 class EstimatorModel(nn.Module):
     """``x -> model(preprocess(x))`` as a module, so rankattack's PGD engine can drive it.
 
-    The wrapped model is a registered submodule, so :func:`rankattack.eval_mode` (used by
+    The wrapped model is a registered submodule, so [rankattack.eval_mode][] (used by
     every attack) reaches it.
     """
 
@@ -82,7 +82,7 @@ def model_device(model: Any, default: torch.device | None = None) -> torch.devic
 class EmbeddingEstimator(PyTorchEstimator):
     """ART estimator of a PyTorch embedding model: ``predict(x)`` returns embeddings ``[N, D]``.
 
-    The base of :class:`~rankattack.art.estimator.RankingEstimator`, which adds the loss
+    The base of [RankingEstimator][rankattack.art.estimator.RankingEstimator], which adds the loss
     (``loss_gradient``, ``compute_loss``): this class holds what does not depend on it,
     the inputs' checks, the forward pass through preprocessing and defences, predictions
     and activations. ``clip_values``, ``preprocessing`` ``(mean, std)`` and ART
@@ -96,7 +96,7 @@ class EmbeddingEstimator(PyTorchEstimator):
     ----------
     model : nn.Module or callable
         Maps inputs ``[N, *input_shape]`` (after preprocessing) to embeddings ``[N, D]``.
-        Wrap models returning tuples or dicts with :class:`rankattack.EmbeddingModel`.
+        Wrap models returning tuples or dicts with [rankattack.EmbeddingModel][].
     input_shape : tuple of int
         Shape of one input, e.g. ``(1, 28, 28)``.
     channels_first : bool, default True

@@ -5,7 +5,7 @@ it, ``ProjectedGradientDescent`` and ``FastGradientMethod`` (their generic NumPy
 for non-classifier estimators) become ranking attacks. ART descends the loss when
 ``targeted=True``, so a targeted ART PGD with ``objective="candidate"`` is the paper's
 CA+ (Zhou et al., ECCV 2020, Eq. 4 and 6). The forward pass (inputs, preprocessing and
-defences, predictions) is :class:`~rankattack.art.embedding.EmbeddingEstimator`'s.
+defences, predictions) is [EmbeddingEstimator][rankattack.art.embedding.EmbeddingEstimator]'s.
 """
 
 from __future__ import annotations
@@ -49,12 +49,13 @@ class RankingEstimator(EmbeddingEstimator):
     ----------
     model : nn.Module or callable
         Maps inputs ``[N, *input_shape]`` (after preprocessing) to embeddings ``[N, D]``.
-        Wrap models returning tuples or dicts with :class:`rankattack.EmbeddingModel`.
+        Wrap models returning tuples or dicts with [rankattack.EmbeddingModel][].
     input_shape : tuple of int
         Shape of one input, e.g. ``(1, 28, 28)``.
     gallery : Gallery, optional
-        The candidate set X, embedded by this estimator (see :meth:`build_gallery`).
-        Needed by the ``"candidate"`` and ``"query"`` objectives.
+        The candidate set X, embedded by this estimator (see
+        [build_gallery][rankattack.art.estimator.RankingEstimator.build_gallery]). Needed by the
+        ``"candidate"`` and ``"query"`` objectives.
     objective : {"candidate", "query", "shift"}, default "candidate"
         ``"candidate"``: the CA loss, ``L_CA+`` (Eq. 4) or ``L_CA-`` (Eq. 7).
         ``"query"``: the QA loss, ``L_QA+`` (Eq. 11) or ``L_QA-`` (Eq. 9), plus the
@@ -67,8 +68,9 @@ class RankingEstimator(EmbeddingEstimator):
     sp_size : int, default 0
         G, the number of trailing entries of ``y`` that are ``C_SP`` (``"query"`` only).
     metric : {"cosine", "euclidean", "normalized-euclidean"}, optional
-        Distance of the ``"shift"`` objective and of :meth:`build_gallery`; defaults to
-        the gallery's, else cosine.
+        Distance of the ``"shift"`` objective and of
+        [build_gallery][rankattack.art.estimator.RankingEstimator.build_gallery]; defaults to the
+        gallery's, else cosine.
     channels_first : bool, default True
     clip_values : tuple, default (0.0, 1.0)
         ``(min, max)`` floats or arrays: the valid input range ART's attacks clip to.
@@ -87,16 +89,18 @@ class RankingEstimator(EmbeddingEstimator):
     (so ART can batch it):
 
     - ``"candidate"``: query embeddings ``[N, w, D]`` (float; ``[N, D]`` means w = 1),
-      e.g. :meth:`predict_sets` of the query images. Loss ``L_CA(c, Q; X)``.
+      e.g. [predict_sets][rankattack.art.estimator.RankingEstimator.predict_sets] of the query
+      images. Loss ``L_CA(c, Q; X)``.
     - ``"query"``: the chosen candidates as gallery indices ``[N, k]`` (int) or as
       embeddings ``[N, k, D]`` (float); ``[N]`` / ``[N, D]`` mean k = 1. The last
-      ``sp_size`` of the k are ``C_SP`` (:meth:`query_targets` builds them), the first
-      ``m = k - sp_size`` are C. Loss ``L_QA(q, C; X) + xi L_QA+(q, C_SP; X)``.
+      ``sp_size`` of the k are ``C_SP``
+      ([query_targets][rankattack.art.estimator.RankingEstimator.query_targets] builds them), the
+      first ``m = k - sp_size`` are C. Loss ``L_QA(q, C; X) + xi L_QA+(q, C_SP; X)``.
     - ``"shift"``: reference embeddings ``[N, D]``. Loss ``d(f(x), y)``. An untargeted
       ART attack with ``y=None`` takes ``y = predict(x)`` and ascends this loss: the
       maximum-shift attack of Eq. 13 (note its gradient is zero at ``x`` itself, so
-      start from a perturbed point or use :class:`MaxShiftAttackART`); a targeted one
-      pulls the embeddings toward ``y``.
+      start from a perturbed point or use [MaxShiftAttackART][rankattack.art.MaxShiftAttackART]); a
+      targeted one pulls the embeddings toward ``y``.
 
     The CA / QA losses are what the paper's attacks minimize: run ART attacks on them with
     ``targeted=True``.
@@ -172,7 +176,8 @@ class RankingEstimator(EmbeddingEstimator):
 
     @property
     def objective(self) -> str:
-        """The ranking objective behind :meth:`loss_gradient`."""
+        """The ranking objective behind
+        [loss_gradient][rankattack.art.estimator.RankingEstimator.loss_gradient]."""
         return self._objective
 
     @property
@@ -198,7 +203,7 @@ class RankingEstimator(EmbeddingEstimator):
         return self._gallery.metric if self._gallery is not None else "cosine"
 
     def _check_subclass_params(self) -> None:
-        """Check the ranking parameters (called by :meth:`_check_params`)."""
+        """Check the ranking parameters (called by ``_check_params``)."""
         if self._gallery is not None and not isinstance(self._gallery, Gallery):
             raise ValueError(
                 f"gallery must be a rankattack.Gallery or None, got {type(self._gallery).__name__}"
@@ -251,9 +256,9 @@ class RankingEstimator(EmbeddingEstimator):
     def clear_cache(self) -> None:
         """Forget the losses built for recent ``y`` (rebuilt on the next call).
 
-        ART calls :meth:`loss_gradient` with the same ``y`` at every step; the loss bound
-        to it (for CA, the queries' sorted gallery distances) is built once and reused,
-        within the gallery's ``chunk_budget``.
+        ART calls [loss_gradient][rankattack.art.estimator.RankingEstimator.loss_gradient] with the
+        same ``y`` at every step; the loss bound to it (for CA, the queries' sorted gallery
+        distances) is built once and reused, within the gallery's ``chunk_budget``.
         """
         self._cache.clear()
 
@@ -309,7 +314,8 @@ class RankingEstimator(EmbeddingEstimator):
     def compute_loss(
         self, x: ArrayLike, y: ArrayLike, training_mode: bool = False, **kwargs: Any
     ) -> ArrayLike:
-        """Per-sample ranking loss ``[N]`` (see :meth:`loss_gradient`)."""
+        """Per-sample ranking loss ``[N]`` (see
+        [loss_gradient][rankattack.art.estimator.RankingEstimator.loss_gradient])."""
         xt = self._inputs(x)
         loss_fn = self._loss_fn(y, xt.shape[0])
         with torch.no_grad(), self._mode(training_mode):
@@ -341,7 +347,7 @@ class RankingEstimator(EmbeddingEstimator):
         """``y`` for the ``"query"`` objective: the chosen candidates followed by ``C_SP``.
 
         ``C_SP`` is each clean query's ``sp_size`` nearest gallery items outside C
-        (Eq. 12), as :class:`rankattack.QueryAttack` chooses them.
+        (Eq. 12), as [rankattack.QueryAttack][] chooses them.
 
         Parameters
         ----------

@@ -1,4 +1,6 @@
-"""The ranking losses behind :meth:`RankingEstimator.loss_gradient`, decoded from ART's ``y``.
+"""The ranking losses behind
+[RankingEstimator.loss_gradient][rankattack.art.estimator.RankingEstimator.loss_gradient], decoded
+from ART's ``y``.
 
 ``y`` always indexes the samples along its first axis (ART slices it into batches):
 
@@ -23,7 +25,9 @@ from rankattack.objectives import CandidateObjective, MaxShiftObjective, QueryOb
 
 __all__ = ["OBJECTIVES", "LossCache", "LossFn", "build_loss", "embedding_sets", "is_integer"]
 
-#: The ranking objectives :meth:`RankingEstimator.loss_gradient` can differentiate.
+#: The ranking objectives
+#: [RankingEstimator.loss_gradient][rankattack.art.estimator.RankingEstimator.loss_gradient] can
+#: differentiate.
 OBJECTIVES = ("candidate", "query", "shift")
 
 #: Embeddings of the perturbed inputs ``[N, D]`` -> per-sample loss ``[N]``.

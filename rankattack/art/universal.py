@@ -29,12 +29,15 @@ def _universal_class() -> Any:
 
 
 class UniversalRankAttackART(RankingEvasionAttack):
-    """:class:`UniversalRankAttack` (Sec. 5.2, Eq. 14) as an ART evasion attack.
+    """[UniversalRankAttack][rankattack.UniversalRankAttack] (Sec. 5.2, Eq. 14) as an ART evasion
+    attack.
 
     ``generate(x, y)`` fits ONE perturbation r (shape ``[*S]``) on the inputs ``x`` and
-    their targets, keeps it as :attr:`perturbation` and returns ``clip(x + r)``;
-    :meth:`apply` adds it to unseen inputs. ``target="candidate"`` adds r to candidates
-    (I-CA+/I-CA-), ``target="query"`` to queries (I-QA+/I-QA-).
+    their targets, keeps it as
+    [perturbation][rankattack.art.universal.UniversalRankAttackART.perturbation] and returns
+    ``clip(x + r)``; [apply][rankattack.art.universal.UniversalRankAttackART.apply] adds it to
+    unseen inputs. ``target="candidate"`` adds r to candidates (I-CA+/I-CA-), ``target="query"`` to
+    queries (I-QA+/I-QA-).
 
     Parameters
     ----------

@@ -1,21 +1,18 @@
 """Ranking attacks: thin classes binding a model, a gallery, an objective and PGD.
 
-One attack per module, each named for its class: :mod:`~rankattack.attacks.candidateattack`
-(CA, Eq. 1-7), :mod:`~rankattack.attacks.queryattack` (QA and SP-QA, Eq. 8-12),
-:mod:`~rankattack.attacks.maxshiftattack` (Eq. 13), the
-:mod:`~rankattack.attacks.universalrankattack` package (Eq. 14, with its perturbation
+One attack per module, each named for its class: ``candidateattack``
+(CA, Eq. 1-7), ``queryattack`` (QA and SP-QA, Eq. 8-12),
+``maxshiftattack`` (Eq. 13), the
+``universalrankattack`` package (Eq. 14, with its perturbation
 file, results and seen / unseen protocol), and the robustness benchmark's misranking
-attacks: :mod:`~rankattack.attacks.targetedmismatchattack` (TMA),
-:mod:`~rankattack.attacks.learningtomisrankattack` (LTM),
-:mod:`~rankattack.attacks.greedytopmisrankattack` (GTM) and
-:mod:`~rankattack.attacks.greedytoptranslocationattack` (GTT).
-:mod:`~rankattack.attacks.base` holds what every attack shares (model handling, the PGD
+attacks: [targetedmismatchattack][rankattack.attacks.targetedmismatchattack] (TMA),
+``learningtomisrankattack`` (LTM),
+[greedytopmisrankattack][rankattack.attacks.greedytopmisrankattack] (GTM) and
+[greedytoptranslocationattack][rankattack.attacks.greedytoptranslocationattack] (GTT), and
+``whiteboxorderattack`` (the Order Attack of AdvOrder, ICCV 2021).
+[base][rankattack.attacks.base] holds what every attack shares (model handling, the PGD
 engine, results, repr) and
-file, results and seen / unseen protocol) and
-:mod:`~rankattack.attacks.whiteboxorderattack` (the Order Attack of AdvOrder, ICCV 2021).
-:mod:`~rankattack.attacks.base` holds what
-every attack shares (model handling, the PGD engine, results, repr) and
-:mod:`~rankattack.attacks.targets` the one argument resolver: the ways a user names an
+[targets][rankattack.attacks.targets] the one argument resolver: the ways a user names an
 attack's targets (queries, candidates, their indices or embeddings), validated.
 """
 

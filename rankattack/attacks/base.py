@@ -1,25 +1,63 @@
-"""What every ranking attack shares: model handling, the PGD engine, results, repr."""
+"""What every ranking attack shares: model handling, the PGD engine, results, repr.
+
+Also the attacks' shared conventions: a radius ``eps >= 1`` draws a warning at
+construction (on inputs in ``[0, 1]`` it constrains nothing: ``8`` was probably meant as
+``8/255``), and ``run`` can split a large batch into chunks with a progress bar
+(``RankingAttack._run_batched``; ``run(..., batch_size=256, progress=True)``).
+
+Directions: every attack that can raise or lower ranks defaults to the variant the paper
+defines first for it: ``CandidateAttack`` to CA+ (``"raise"``, Eq. 4; CA- is Eq. 7),
+``QueryAttack`` to QA- (``"lower"``, Eqs. 8-10; QA+ is Eq. 11), ``UniversalRankAttack``
+to I-CA+ (``"raise"``, Eq. 14). Pass ``direction`` explicitly to make code read
+unambiguously; ``repr`` always shows it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
 
-from rankattack._validation import check_tensor, check_unit_range
+from rankattack._validation import check_int, check_tensor, check_unit_range
 from rankattack.gallery import Gallery, check_embedding_output
 from rankattack.pgd import LinfPGD
 from rankattack.wrappers import eval_mode
 
-__all__ = ["AttackResult", "RankingAttack", "RecallResult", "top1_hits"]
+__all__ = ["AttackResult", "RankingAttack", "RecallResult", "concat_results", "top1_hits"]
+
+R = TypeVar("R")
+
+
+def concat_results(results: list[R]) -> R:
+    """One result from the results of consecutive chunks of a batch (dataclasses whose
+    fields are ``[N, ...]`` tensors or ``None``), concatenated along the batch."""
+    if not results:
+        raise ValueError("results must hold at least one result")
+    first = results[0]
+    if len(results) == 1:
+        return first
+    if not dataclasses.is_dataclass(first) or isinstance(first, type):
+        raise TypeError(f"results must be dataclass instances, got {type(first).__name__}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(first):
+        parts = [getattr(r, f.name) for r in results]
+        if all(p is None for p in parts):
+            values[f.name] = None
+        elif all(isinstance(p, Tensor) for p in parts):
+            values[f.name] = torch.cat(parts)
+        else:
+            raise TypeError(f"cannot concatenate field {f.name!r} of {type(first).__name__}")
+    return type(first)(**values)
 
 
 @dataclass(frozen=True)
 class AttackResult:
-    """Outcome of :meth:`RankingAttack.run`.
+    """Outcome of ``RankingAttack.run``.
 
     Attributes
     ----------
@@ -41,8 +79,10 @@ class AttackResult:
 
 @dataclass(frozen=True)
 class RecallResult:
-    """Outcome of the misranking attacks (:class:`~rankattack.LearningToMisrankAttack`,
-    :class:`~rankattack.GreedyTopMisrankAttack`): Recall@1 per query, before and after.
+    """Outcome of the misranking attacks
+    ([LearningToMisrankAttack][rankattack.LearningToMisrankAttack],
+    [GreedyTopMisrankAttack][rankattack.GreedyTopMisrankAttack]): Recall@1 per query, before and
+    after.
 
     Attributes
     ----------
@@ -93,7 +133,7 @@ class RankingAttack:
     model : callable
         Maps inputs ``[N, *S]`` in ``[0, 1]`` to embeddings ``[N, D]``.
     eps, alpha, steps, random_start
-        See :class:`rankattack.pgd.LinfPGD`.
+        See [rankattack.pgd.LinfPGD][].
     """
 
     def __init__(
@@ -108,6 +148,15 @@ class RankingAttack:
             raise TypeError(f"model must be callable, got {type(model).__name__}")
         self.model = model
         self.pgd = LinfPGD(eps=eps, alpha=alpha, steps=steps, random_start=random_start)
+        if self.pgd.eps >= self.pgd.clip_max - self.pgd.clip_min:
+            warnings.warn(
+                f"{type(self).__name__}: eps={eps!r} is at least the width of the input range "
+                f"[{self.pgd.clip_min:g}, {self.pgd.clip_max:g}], so it constrains nothing: "
+                f"every input value may change freely. Radii are in input units; did you "
+                f"mean eps={eps!r}/255?",
+                UserWarning,
+                stacklevel=3,
+            )
 
     @property
     def eps(self) -> float:
@@ -141,6 +190,42 @@ class RankingAttack:
                 out = check_embedding_output(self.model(batch), batch.shape[0], "model", dim)
                 outs.append(out.detach())
         return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def _run_batched(
+        self,
+        run_one: Callable[..., R],
+        n: int,
+        batch_size: int | None,
+        progress: bool,
+        **per_sample: Tensor | None,
+    ) -> R:
+        """Run ``run_one`` on chunks of ``batch_size`` rows of every per-sample argument.
+
+        ``per_sample`` holds the arguments with one row per input (``[N, ...]`` tensors or
+        ``None``); each chunk's result is concatenated with
+        [concat_results][rankattack.attacks.base.concat_results]. With ``batch_size=None`` (or at
+        least N) the whole batch runs at once, as without it. Results equal an unchunked run up to
+        floating-point rounding of batched forward passes. ``progress`` shows a tqdm bar over the
+        chunks.
+        """
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", low=1)
+        if not isinstance(progress, bool):
+            raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
+        if batch_size is None or batch_size >= n:
+            return run_one(**per_sample)
+        starts: Any = range(0, n, batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=type(self).__name__, unit="batch")
+        results = [
+            run_one(
+                **{k: None if v is None else v[s : s + batch_size] for k, v in per_sample.items()}
+            )
+            for s in starts
+        ]
+        return concat_results(results)
 
     @staticmethod
     def check_inputs(value: Any, name: str, min_ndim: int = 2) -> Tensor:

@@ -21,7 +21,7 @@ class CandidateAttack(RankingAttack):
 
     Perturbs each candidate c within an L-inf ball so that its rank with respect to a
     set of w queries is raised (CA+, Eq. 4) or lowered (CA-, Eq. 7), solved by PGD
-    (Eq. 6) on the hinge objective :class:`~rankattack.objectives.CandidateObjective`.
+    (Eq. 6) on the hinge objective [CandidateObjective][rankattack.objectives.CandidateObjective].
 
     Parameters
     ----------
@@ -30,9 +30,11 @@ class CandidateAttack(RankingAttack):
     gallery : Gallery
         The candidate set X the ranks are taken in.
     direction : {"raise", "lower"}, default "raise"
-        CA+ or CA-.
+        CA+ or CA-. Every attack defaults to the variant the paper defines first for it
+        (here CA+, Eq. 4); see [rankattack.attacks.base][].
     eps : float, default 8/255
-        L-inf radius.
+        L-inf radius, in input units (inputs are in ``[0, 1]``: ``eps >= 1`` constrains
+        nothing and draws a warning).
     alpha : float, optional
         Step size; default ``min(max(eps/10, 1/255), 0.01)``.
     steps : int, optional
@@ -43,7 +45,9 @@ class CandidateAttack(RankingAttack):
     Shape
     -----
     - candidates: ``[N, *S]`` in ``[0, 1]``
-    - queries: ``[N, w, *S]`` in ``[0, 1]``, or query_embeddings ``[N, w, D]``
+    - queries: ``[N, w, *S]`` in ``[0, 1]``, or query_embeddings ``[N, w, D]``: each
+      candidate's w queries (not class labels: a ranking attack is told which queries
+      the candidate should rank high or low for)
     - output: ``[N, *S]``
 
     Examples
@@ -111,8 +115,28 @@ class CandidateAttack(RankingAttack):
         queries: Tensor | None = None,
         *,
         query_embeddings: Tensor | None = None,
+        batch_size: int | None = None,
+        progress: bool = False,
     ) -> AttackResult:
-        """Attack and report the mean normalized rank ``R_CA(c)`` before and after."""
+        """Attack and report the mean normalized rank ``R_CA(c)`` before and after.
+
+        ``batch_size`` splits a large batch into chunks of that many candidates (default:
+        all at once), with a progress bar if ``progress``.
+        """
+        if batch_size is not None:  # the whole batch is checked before the first chunk
+            self.check_inputs(candidates, "candidates")
+        n = candidates.shape[0] if isinstance(candidates, Tensor) else 0
+        return self._run_batched(
+            self._run, n, batch_size, progress, candidates=candidates,
+            queries=queries, query_embeddings=query_embeddings,
+        )  # fmt: skip
+
+    def _run(
+        self,
+        candidates: Tensor,
+        queries: Tensor | None = None,
+        query_embeddings: Tensor | None = None,
+    ) -> AttackResult:
         objective = self.objective(candidates, queries, query_embeddings)
         before = objective.ranks(self.embed(candidates, "candidates", self.gallery.dim))
         adv = self.pgd(self.model, candidates, objective)

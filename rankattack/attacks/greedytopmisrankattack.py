@@ -47,7 +47,7 @@ class GreedyTopMisrankAttack(RankingAttack):
     gallery item nearest to the clean query (own copy excluded) whose label differs
     from ``t``'s. The query is perturbed within an L-inf ball to minimize ``d(q~, e_u)``
     under the gallery's metric
-    (:class:`~rankattack.objectives.TargetDistanceObjective`), so that an item of
+    ([TargetDistanceObjective][rankattack.objectives.TargetDistanceObjective]), so that an item of
     another class takes the first place. The ERS suite reports Recall@1 after the
     attack (the query's own copy excluded).
 
@@ -58,12 +58,12 @@ class GreedyTopMisrankAttack(RankingAttack):
     gallery : Gallery
         The candidate set X, with labels of at least two classes.
     eps, alpha, steps, random_start
-        As in :class:`~rankattack.CandidateAttack`.
+        As in [CandidateAttack][rankattack.CandidateAttack].
     reference_index_bug : bool, default False
         Reproduce robrank's defect: the position of ``e_u`` within the items of another
-        label (:func:`masked_position`) is used as a global gallery index, so the
-        target is an essentially arbitrary item, not a near neighbour (and possibly of
-        the top-1's class). For comparison only.
+        label ([masked_position][rankattack.attacks.greedytopmisrankattack.masked_position]) is used
+        as a global gallery index, so the target is an essentially arbitrary item, not a near
+        neighbour (and possibly of the top-1's class). For comparison only.
 
     Shape
     -----

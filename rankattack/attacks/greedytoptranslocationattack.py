@@ -19,7 +19,8 @@ __all__ = ["GreedyTopTranslocationAttack", "RetainResult"]
 
 @dataclass(frozen=True)
 class RetainResult:
-    """Outcome of :meth:`GreedyTopTranslocationAttack.run`.
+    """Outcome of
+    [GreedyTopTranslocationAttack.run][rankattack.attacks.greedytoptranslocationattack.GreedyTopTranslocationAttack.run].
 
     Attributes
     ----------
@@ -46,7 +47,7 @@ class GreedyTopTranslocationAttack(RankingAttack):
     The naive QA- (paper Eq. 9, ``xi = 0``) with one chosen candidate, the query's clean
     top-1 ``t`` (its own copy excluded):
     ``L = 1/|X| sum_x [d(q~, x) - d(q~, t)]_+``
-    (:class:`~rankattack.objectives.QueryObjective`), which pushes ``t`` down the
+    ([QueryObjective][rankattack.objectives.QueryObjective]), which pushes ``t`` down the
     query's list. The ERS suite reports retain@4: how often ``t`` is still among the
     query's 4 nearest items after the attack.
 
@@ -57,7 +58,7 @@ class GreedyTopTranslocationAttack(RankingAttack):
     gallery : Gallery
         The candidate set X (at least ``k + 1`` items).
     eps, alpha, steps, random_start
-        As in :class:`~rankattack.CandidateAttack`.
+        As in [CandidateAttack][rankattack.CandidateAttack].
     k : int, default 4
         ``t`` counts as retained while among the query's k nearest items.
 

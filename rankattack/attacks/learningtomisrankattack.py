@@ -23,10 +23,10 @@ class LearningToMisrankAttack(RankingAttack):
 
     ``[ max_{x : y_x != y_q} d(q~, x) - min_{x : y_x = y_q, x != self} d(q~, x) ]_+``
 
-    (:class:`~rankattack.objectives.LearningToMisrankObjective`): the farthest item of
-    another class is pulled in until it is as close as the nearest item of the query's
-    own class, so that no item of its class ranks first. The ERS suite reports Recall@1
-    after the attack (the query's own copy excluded).
+    ([LearningToMisrankObjective][rankattack.objectives.LearningToMisrankObjective]): the farthest
+    item of another class is pulled in until it is as close as the nearest item of the query's own
+    class, so that no item of its class ranks first. The ERS suite reports Recall@1 after the attack
+    (the query's own copy excluded).
 
     Parameters
     ----------
@@ -35,7 +35,7 @@ class LearningToMisrankAttack(RankingAttack):
     gallery : Gallery
         The candidate set X, with labels of at least two classes.
     eps, alpha, steps, random_start
-        As in :class:`~rankattack.CandidateAttack`.
+        As in [CandidateAttack][rankattack.CandidateAttack].
     reference_self_bug : bool, default False
         Reproduce robrank's defect: its mask update is discarded, so the query's own
         copy stays in the positive set and the minimum is about ``d(q~, q)`` (the attack

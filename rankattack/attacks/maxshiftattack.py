@@ -19,7 +19,8 @@ __all__ = ["MaxShiftAttack", "ShiftResult"]
 
 @dataclass(frozen=True)
 class ShiftResult:
-    """Outcome of :meth:`MaxShiftAttack.run`: inputs and their embedding shift ``[N]``."""
+    """Outcome of [MaxShiftAttack.run][rankattack.attacks.maxshiftattack.MaxShiftAttack.run]: inputs
+    and their embedding shift ``[N]``."""
 
     adversarial: Tensor
     shift: Tensor
@@ -37,7 +38,7 @@ class MaxShiftAttack(RankingAttack):
     model : callable
         Maps inputs ``[N, *S]`` in ``[0, 1]`` to embeddings ``[N, D]``.
     eps, alpha, steps
-        As in :class:`~rankattack.CandidateAttack`.
+        As in [CandidateAttack][rankattack.CandidateAttack].
     metric : {"cosine", "euclidean", "normalized-euclidean"} or Distance, default "cosine"
     jitter : float, default 1e-3
         Half-width of the uniform noise the search starts from (capped at eps): at
@@ -108,7 +109,19 @@ class MaxShiftAttack(RankingAttack):
         """Return the inputs ``[N, *S]`` whose embeddings moved farthest."""
         return self.perturb(x)[0]
 
-    def run(self, x: Tensor) -> ShiftResult:
-        """Attack and report the embedding shift ``d(f(x + r), f(x))`` of each input."""
+    def run(
+        self, x: Tensor, *, batch_size: int | None = None, progress: bool = False
+    ) -> ShiftResult:
+        """Attack and report the embedding shift ``d(f(x + r), f(x))`` of each input.
+
+        ``batch_size`` splits a large batch into chunks of that many inputs (default: all
+        at once), with a progress bar if ``progress``.
+        """
+        if batch_size is not None:  # the whole batch is checked before the first chunk
+            self.check_inputs(x, "x")
+        n = x.shape[0] if isinstance(x, Tensor) else 0
+        return self._run_batched(self._run, n, batch_size, progress, x=x)
+
+    def _run(self, x: Tensor) -> ShiftResult:
         adv, objective = self.perturb(x)
         return ShiftResult(adversarial=adv, shift=objective.shift(self.embed(adv, "x")))

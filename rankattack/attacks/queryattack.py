@@ -31,8 +31,8 @@ def semantic_set(
     """Indices ``[N, G]`` of ``C_SP`` (Eq. 12): each query's G nearest items outside C.
 
     Items listed in ``candidate_indices`` ``[N, m]`` / ``query_indices`` ``[N, 1]`` and
-    gallery copies (within :attr:`Gallery.duplicate_tol`) of the query or of a chosen
-    candidate are skipped, so the query's own copy never enters ``C_SP``.
+    gallery copies (within [Gallery.duplicate_tol][rankattack.gallery.Gallery.duplicate_tol]) of the
+    query or of a chosen candidate are skipped, so the query's own copy never enters ``C_SP``.
 
     Raises
     ------
@@ -67,9 +67,10 @@ class QueryAttack(RankingAttack):
     gallery : Gallery
         The candidate set X.
     direction : {"raise", "lower"}, default "lower"
-        QA+ or QA-.
+        QA+ or QA-. Every attack defaults to the variant the paper defines first for it
+        (here QA-, Eqs. 8-10; QA+ is Eq. 11); see [rankattack.attacks.base][].
     eps, alpha, steps, random_start
-        As in :class:`~rankattack.CandidateAttack`.
+        As in [CandidateAttack][rankattack.CandidateAttack].
     xi : float, optional
         SP weight; default 1 for "raise", 100 for "lower" (the paper's). 0 gives the
         naive QA of Eq. 9 / 11.
@@ -81,7 +82,8 @@ class QueryAttack(RankingAttack):
     -----
     - queries: ``[N, *S]`` in ``[0, 1]``
     - candidate_indices: ``[N, m]`` int64 into the gallery, or candidates ``[N, m, *S]``,
-      or candidate_embeddings ``[N, m, D]``
+      or candidate_embeddings ``[N, m, D]``: each query's m chosen candidates (not class
+      labels)
     - output: ``[N, *S]``
 
     Examples
@@ -136,7 +138,7 @@ class QueryAttack(RankingAttack):
     ) -> Tensor:
         """Indices ``[N, G]`` of ``C_SP`` for this attack's gallery and ``sp_size``.
 
-        See :func:`semantic_set`.
+        See [semantic_set][rankattack.attacks.queryattack.QueryAttack.semantic_set].
         """
         return semantic_set(
             self.gallery,
@@ -200,8 +202,31 @@ class QueryAttack(RankingAttack):
         candidates: Tensor | None = None,
         candidate_embeddings: Tensor | None = None,
         query_indices: Tensor | None = None,
+        batch_size: int | None = None,
+        progress: bool = False,
     ) -> AttackResult:
-        """Attack and report ``R_QA(q)`` and the mean rank of ``C_SP`` before and after."""
+        """Attack and report ``R_QA(q)`` and the mean rank of ``C_SP`` before and after.
+
+        ``batch_size`` splits a large batch into chunks of that many queries (default:
+        all at once), with a progress bar if ``progress``.
+        """
+        if batch_size is not None:  # the whole batch is checked before the first chunk
+            self.check_inputs(queries, "queries")
+        n = queries.shape[0] if isinstance(queries, Tensor) else 0
+        return self._run_batched(
+            self._run, n, batch_size, progress, queries=queries,
+            candidate_indices=candidate_indices, candidates=candidates,
+            candidate_embeddings=candidate_embeddings, query_indices=query_indices,
+        )  # fmt: skip
+
+    def _run(
+        self,
+        queries: Tensor,
+        candidate_indices: Tensor | None = None,
+        candidates: Tensor | None = None,
+        candidate_embeddings: Tensor | None = None,
+        query_indices: Tensor | None = None,
+    ) -> AttackResult:
         objective, q_emb = self.objective(
             queries, candidate_indices, candidates, query_indices, candidate_embeddings
         )

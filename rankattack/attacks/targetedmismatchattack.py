@@ -18,7 +18,8 @@ __all__ = ["MismatchResult", "TargetedMismatchAttack"]
 
 @dataclass(frozen=True)
 class MismatchResult:
-    """Outcome of :meth:`TargetedMismatchAttack.run`.
+    """Outcome of
+    [TargetedMismatchAttack.run][rankattack.attacks.targetedmismatchattack.TargetedMismatchAttack.run].
 
     Attributes
     ----------
@@ -42,8 +43,8 @@ class TargetedMismatchAttack(RankingAttack):
     Perturbs each query within an L-inf ball so that its embedding points the way of a
     chosen gallery embedding ``e_r`` (the benchmark draws it uniformly from the
     gallery), minimizing ``1 - cos(f(x~), e_r)``
-    (:class:`~rankattack.objectives.TargetDistanceObjective`). The cosine is taken on
-    the raw gallery embedding whatever the gallery's metric, as robrank does.
+    ([TargetDistanceObjective][rankattack.objectives.TargetDistanceObjective]). The cosine is taken
+    on the raw gallery embedding whatever the gallery's metric, as robrank does.
 
     Parameters
     ----------
@@ -52,7 +53,7 @@ class TargetedMismatchAttack(RankingAttack):
     gallery : Gallery
         Holds the targets (any metric).
     eps, alpha, steps, random_start
-        As in :class:`~rankattack.CandidateAttack`.
+        As in [CandidateAttack][rankattack.CandidateAttack].
 
     Shape
     -----

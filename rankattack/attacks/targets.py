@@ -14,10 +14,12 @@ fixed side of its objective, which the user names in one of several ways:
   ``target_embeddings`` ``[N, D]``;
 - each query's class (LTM, GTM): ``labels`` ``[N]``, classes the gallery holds.
 
-:class:`TargetResolver` turns each of them into validated embeddings on the gallery's
-device (shape, dtype, range, finiteness and device checks, with errors that name the
-argument); :func:`check_gallery`, :func:`check_labelled_gallery` and
-:func:`check_sp_size` validate what the attacks' constructors share.
+[TargetResolver][rankattack.attacks.targets.TargetResolver] turns each of them into validated
+embeddings on the gallery's device (shape, dtype, range, finiteness and device checks, with errors
+that name the argument); [check_gallery][rankattack.attacks.targets.check_gallery],
+[check_labelled_gallery][rankattack.attacks.targets.check_labelled_gallery] and
+[check_sp_size][rankattack.attacks.targets.check_sp_size] validate what the attacks' constructors
+share.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ __all__ = [
 
 
 def check_gallery(gallery: Any) -> Gallery:
-    """The gallery an attack ranks in must be a :class:`~rankattack.Gallery`."""
+    """The gallery an attack ranks in must be a [Gallery][rankattack.Gallery]."""
     if not isinstance(gallery, Gallery):
         raise TypeError(f"gallery must be a rankattack.Gallery, got {type(gallery).__name__}")
     return gallery
@@ -102,8 +104,9 @@ class TargetResolver:
     Parameters
     ----------
     attack : RankingAttack
-        Embeds target inputs (:meth:`RankingAttack.embed`) and checks their range
-        (:meth:`RankingAttack.check_inputs`).
+        Embeds target inputs ([RankingAttack.embed][rankattack.attacks.base.RankingAttack.embed])
+        and checks their range
+        ([RankingAttack.check_inputs][rankattack.attacks.base.RankingAttack.check_inputs]).
     gallery : Gallery
         The candidate set X: indices point into it, embeddings must match its dimension,
         and every result is on its device.
@@ -155,6 +158,13 @@ class TargetResolver:
         if candidate_embeddings is not None:
             emb = self._set_embeddings(candidate_embeddings, "candidate_embeddings", "m")
         elif candidate_indices is not None:
+            if isinstance(candidate_indices, Tensor) and candidate_indices.dim() == 1:
+                raise ValueError(
+                    "candidate_indices must be [N, m] gallery indices (each query's m chosen "
+                    f"candidates), got shape {tuple(candidate_indices.shape)}: ranking attacks "
+                    "take chosen candidates, not class labels (unlike torchattacks' "
+                    "atk(images, labels)); for one candidate per query pass idx.unsqueeze(1)"
+                )
             candidate_indices = self.gallery.check_indices(candidate_indices, "candidate_indices")
             self._check_rows(candidate_indices, "candidate_indices", "[N, m]")
             emb = self.gallery.embeddings[candidate_indices]
@@ -225,6 +235,17 @@ class TargetResolver:
 
     def _embed_sets(self, sets: Tensor, name: str, k: str) -> Tensor:
         """Embed target inputs ``[N, k, *S]`` to ``[N, k, D]``."""
+        if isinstance(sets, Tensor) and not sets.is_floating_point() and sets.dim() <= 2:
+            what = (
+                "queries each candidate should rank high or low for"
+                if k == "w"
+                else ("candidates each query should rank high or low")
+            )
+            raise ValueError(
+                f"{name} must be [N, {k}, *S] inputs (the {k} {what}), got a {sets.dtype} "
+                f"tensor of shape {tuple(sets.shape)}, which looks like class labels: ranking "
+                f"attacks take {name}, not labels (unlike torchattacks' atk(images, labels))"
+            )
         self.attack.check_inputs(sets, name, min_ndim=3)
         n, shape = self.inputs.shape[0], self.inputs.shape[1:]
         if sets.shape[0] != n or sets.shape[2:] != shape:

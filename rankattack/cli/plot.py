@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rankattack.cli.common import _common, _say
+from rankattack.cli.common import _common, _int_option, _say
 
 __all__ = ["add_parser", "run"]
 
@@ -25,9 +25,21 @@ def add_parser(
         "plus the maximum embedding shift) and one w/m figure per file.",
     )
     _common(p, None)
-    p.add_argument("results", nargs="+", help="results.jsonl or results.json files")
-    p.add_argument("--labels", default=None, help="comma-separated legend labels")
-    p.add_argument("--size", type=int, default=1, help="w / m of the comparison figure")
+    p.add_argument(
+        "results", nargs="+", help="results.jsonl or results.json files written by evaluate"
+    )
+    p.add_argument(
+        "--labels", default=None,
+        help="comma-separated legend labels, one per results file (default: the model names)",
+    )  # fmt: skip
+    p.add_argument(
+        "--size", type=_int_option, default=1,
+        help="w / m of the comparison figure (default: 1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--title", default=None,
+        help="title of the comparison figure (default: what is plotted and T)",
+    )  # fmt: skip
     p.set_defaults(func=run)
     return p
 
@@ -37,10 +49,28 @@ def run(args: argparse.Namespace) -> int:
     from rankattack.evaluation import EvaluationResult
     from rankattack.plots import plot_attack_curves, plot_size_curves
 
-    results = [EvaluationResult.load(p) for p in args.results]
-    labels = args.labels.split(",") if args.labels else None
+    # every argument is checked before any work starts
+    if args.size < 1:
+        raise ValueError(f"--size must be >= 1, got {args.size}")
+    labels = [s.strip() for s in args.labels.split(",")] if args.labels else None
+    if labels is not None and len(labels) != len(args.results):
+        raise ValueError(
+            f"--labels must give {len(args.results)} comma-separated labels (one per results "
+            f"file), got {len(labels)}"
+        )
+    for path in args.results:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"results: no results file at {path}")
+    try:
+        results = [EvaluationResult.load(p) for p in args.results]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"results: not a results file written by evaluate ({exc!r})") from None
     out = Path(args.out)
-    written = [plot_attack_curves(results, out / "curves.png", size=args.size, labels=labels)]
+    written = [
+        plot_attack_curves(
+            results, out / "curves.png", size=args.size, labels=labels, title=args.title
+        )
+    ]
     for r, path in zip(results, args.results, strict=True):
         if len(r.sizes) > 1:
             written.append(plot_size_curves(r, out / f"sizes-{Path(path).parent.name}.png"))

@@ -17,9 +17,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rankattack.cli.common import _common, _data_args, _device, _load_data, _load_model, _say
+from rankattack.cli.common import (
+    _checkpoint_file,
+    _checkpoint_records,
+    _choices,
+    _common,
+    _data_args,
+    _dataset_spec,
+    _device,
+    _floats,
+    _int_option,
+    _load_model,
+    _say,
+)
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "interrupted", "run"]
 
 _ATTACKS = ("CA+", "CA-", "QA+", "QA-", "TMA", "ES", "LTM", "GTM", "GTT")
 
@@ -33,49 +45,77 @@ def add_parser(
         help="run the robustness benchmark (ten attacks, ERS) on checkpoints (resumable)",
         description="Run robrank's ten-attack robustness suite with a profile on the test set "
         "for each checkpoint and report R@1, mAP, the ten raw numbers and the Empirical "
-        "Robustness Score (ERS) side by side with 95%% intervals, beside robrank's published "
-        "row where the setting matches. Each model's per-query results are appended to "
-        "<out>/<model>.jsonl; rerunning resumes.",
+        "Robustness Score (ERS) side by side with 95% intervals, beside robrank's published "
+        "row where the setting matches, on the dataset the checkpoints were trained on. Each "
+        "model's per-query results are appended to <out>/<model>.jsonl; rerunning the same "
+        "command resumes.",
     )
     _common(p, None)
-    _data_args(p, "fashion-mnist")
+    _data_args(p, None)
     p.add_argument(
         "--checkpoint", action="append", required=True, metavar="CKPT",
-        help="checkpoint.pt (or its directory) written by `train`; repeat for more models",
+        help="checkpoint.pt (or its directory) written by `train`; repeat for more models "
+        "(required)",
     )  # fmt: skip
     p.add_argument("--profile", default="rob28", help="rob28 or rob224 (default: rob28)")
-    p.add_argument("--eps", type=float, default=None, help="override the profile's L-inf radius")
-    p.add_argument("--alpha", type=float, default=None, help="override the profile's PGD step")
-    p.add_argument("--steps", type=int, default=None, help="override the profile's iterations")
     p.add_argument(
-        "--attacks", nargs="+", default=None, choices=_ATTACKS, metavar="ATTACK",
-        help="run only these attacks among " + " ".join(_ATTACKS) + " (ERS needs all nine)",
+        "--eps", default=None,
+        help="override the profile's L-inf radius, e.g. 8/255 (default: the profile's, 8/255 "
+        "for rob28)",
     )  # fmt: skip
     p.add_argument(
-        "--samples", type=int, default=None,
+        "--alpha", default=None,
+        help="override the profile's PGD step (default: the profile's, 1/255 for rob28)",
+    )  # fmt: skip
+    p.add_argument(
+        "--steps", type=_int_option, default=None,
+        help="override the profile's iterations (default: the profile's, 32 for rob28)",
+    )  # fmt: skip
+    p.add_argument(
+        "--attacks", nargs="+", default=None, metavar="ATTACK",
+        help="run only these attacks among " + " ".join(_ATTACKS) + ", comma- or "
+        "space-separated (default: all; ERS needs all nine)",
+    )  # fmt: skip
+    p.add_argument(
+        "--samples", type=_int_option, default=None,
         help="T, queries per attack: a seeded subset of the test set (default: all of it)",
     )  # fmt: skip
     p.add_argument(
-        "--batch-size", type=int, default=100, help="queries per vectorized call (default: 100)"
-    )
+        "--batch-size", type=_int_option, default=100,
+        help="queries per vectorized call (default: 100)",
+    )  # fmt: skip
     p.add_argument(
         "--names", default=None, help="comma-separated model names (default: from the paths)"
     )
-    p.add_argument("--no-figures", action="store_true", help="do not draw the figure")
+    p.add_argument(
+        "--no-figures", action="store_true", help="do not draw the figure (default: drawn)"
+    )
     p.set_defaults(func=run)
     return p
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What to tell a user who stopped the command with Ctrl-C."""
+    return (
+        f"each model's finished chunks are kept in {Path(args.out)}/<model>.jsonl (the chunk "
+        "in progress was discarded); run the same command to resume"
+    )
 
 
 def _profile(args: argparse.Namespace) -> Any:
     """The profile the arguments ask for (a named one, or a modified copy named "custom")."""
     from rankattack.evaluation.robustness import get_profile
 
-    if args.eps is not None and not args.eps >= 0:
-        raise ValueError(f"--eps must be >= 0, got {args.eps}")
-    if args.alpha is not None and not args.alpha > 0:
-        raise ValueError(f"--alpha must be > 0, got {args.alpha}")
+    if args.eps is not None:
+        (args.eps,) = _one(_floats(args.eps, "--eps"), "--eps")
+    if args.alpha is not None:
+        (args.alpha,) = _one(_floats(args.alpha, "--alpha", low=None), "--alpha")
+        if not args.alpha > 0:
+            raise ValueError(f"--alpha must be > 0, got {args.alpha:g}")
     if args.steps is not None and args.steps < 0:
         raise ValueError(f"--steps must be >= 0, got {args.steps}")
+    if args.attacks is not None:
+        args.attacks = _choices(args.attacks, "--attacks", _ATTACKS)
     try:
         profile = get_profile(args.profile)
     except ValueError as exc:
@@ -93,12 +133,10 @@ def _profile(args: argparse.Namespace) -> Any:
     return profile
 
 
-def _checkpoint_file(path: str) -> Path:
-    p = Path(path)
-    file = p / "checkpoint.pt" if p.is_dir() else p
-    if not file.is_file():
-        raise FileNotFoundError(f"--checkpoint: no checkpoint at {path}")
-    return file
+def _one(values: list[float], name: str) -> list[float]:
+    if len(values) != 1:
+        raise ValueError(f"{name} must be one number, got {len(values)}")
+    return values
 
 
 def _names(args: argparse.Namespace, files: list[Path]) -> list[str]:
@@ -137,14 +175,16 @@ def run(args: argparse.Namespace) -> int:
     files = [_checkpoint_file(c) for c in args.checkpoint]
     names = _names(args, files)
     device = _device(args.device)
+    spec = _dataset_spec(args, _checkpoint_records(files))
     models = [_load_model(str(f), device) for f in files]
-    data = _load_data(args)
+    data = spec.load()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     inputs, labels = data.test_x.to(device), data.test_y.to(device)
     t = inputs.shape[0] if args.samples is None else args.samples
     _say(
-        f"robustness of {len(files)} model(s) on {data.name}: |X| = {inputs.shape[0]}, T = {t}, "
+        f"robustness of {len(files)} model(s) on {spec.describe()}: |X| = {inputs.shape[0]}, "
+        f"T = {t}, "
         f"profile {profile.name} (eps = {profile.eps:.4g}, alpha = {profile.alpha:.4g}, "
         f"{profile.steps} steps), seed = {args.seed}"
     )
@@ -160,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
             results=log, name=name,
         )  # fmt: skip
         reports.append(report)
-        setting = (data.name, profile.name, config.model, config.metric, config.defense)
+        setting = (spec.name, profile.name, config.model, config.metric, config.defense)
         published.append(find_published(*setting, loss=config.loss))
     wall = time.perf_counter() - start
     if not is_main_process():
@@ -175,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
     written[0].write_text(text + "\n")
     written[1].write_text(robustness_table(reports, published, markdown=True, title=title) + "\n")
     summary = {
-        "dataset": data.name,
+        "dataset": spec.name,
+        "dataset_record": spec.to_dict(),
         "profile": profile.to_dict(),
         "seed": args.seed,
         "command": " ".join(["rankattack", *args.argv]),

@@ -1,8 +1,9 @@
 """``rankattack transfer``: attacks transferred between models (black-box).
 
 Adversarial examples made on each model are tested on every other (paper Tab. 5 / 11):
-one matrix per attack, rows the source model and columns the target, written to
-``transfer.json``.
+one matrix per attack, rows the source model and columns the target, each cell the mean
+normalized rank (percent) with its 95% interval, on the dataset the checkpoints were
+trained on; written to ``transfer.json`` as numbers.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ import torch
 
 from rankattack.cli.common import (
     ATTACK_CHOICES,
+    _checkpoint_file,
+    _checkpoint_records,
+    _choices,
     _common,
     _data_args,
+    _dataset_spec,
     _device,
-    _load_data,
+    _floats,
+    _int_option,
     _load_model,
     _say,
 )
@@ -34,18 +40,65 @@ def add_parser(
     p = subparsers.add_parser(
         "transfer",
         help="transfer attacks between models (black-box, paper Tab. 5 / 11)",
+        description="Make adversarial examples on each model and rank them with every "
+        "other (paper Tab. 5 / 11), on the dataset the checkpoints were trained on: one "
+        "matrix per attack, rows the source model, columns the target, each cell the mean "
+        "normalized rank (percent) before -> after with 95% intervals. Writes "
+        "transfer.json (numbers) into --out.",
     )
     _common(p, None)
-    _data_args(p, "fashion-mnist")
+    _data_args(p, None)
     p.add_argument(
-        "--checkpoint", nargs="+", required=True, help="two or more checkpoints (rows/columns)"
+        "--checkpoint", nargs="+", required=True,
+        help="two or more checkpoints (rows/columns of the matrix) (required)",
+    )  # fmt: skip
+    p.add_argument(
+        "--names", default=None,
+        help="comma-separated model names (default: each checkpoint's folder name)",
+    )  # fmt: skip
+    p.add_argument(
+        "--attacks", nargs="+", default=list(ATTACK_CHOICES), metavar="ATTACK",
+        help="attacks among CA+ CA- QA+ QA-, comma- or space-separated (default: all four)",
+    )  # fmt: skip
+    p.add_argument(
+        "--eps", default="0.3",
+        help="L-inf radius, a number or a fraction such as 8/255 (default: 0.3)",
+    )  # fmt: skip
+    p.add_argument(
+        "--samples", type=_int_option, default=1000, help="T, attacks per matrix (default: 1000)"
     )
-    p.add_argument("--names", default=None, help="comma-separated model names")
-    p.add_argument("--attacks", nargs="+", default=list(ATTACK_CHOICES), choices=ATTACK_CHOICES)
-    p.add_argument("--eps", type=float, default=0.3)
-    p.add_argument("--samples", type=int, default=1000)
     p.set_defaults(func=run)
     return p
+
+
+def _matrix(res: Any) -> dict[str, Any]:
+    """The transfer matrix as numbers: percent, with 95% half-widths."""
+    from rankattack.evaluation import confidence_interval
+
+    def summary(ranks: torch.Tensor) -> tuple[float, float]:
+        return confidence_interval(100.0 * ranks.detach().double().cpu())
+
+    before = [summary(r) for r in res.rank_before]
+    after = [[summary(r) for r in row] for row in res.rank_after]
+    return {
+        "before": [m for m, _ in before],
+        "before_ci": [c for _, c in before],
+        "after": [[m for m, _ in row] for row in after],
+        "after_ci": [[c for _, c in row] for row in after],
+    }
+
+
+def _table(names: list[str], matrix: dict[str, Any]) -> str:
+    width = max(22, *(len(n) + 2 for n in names))
+    head = "From \\ To".ljust(width) + "".join(n.rjust(width) for n in names)
+    rows = []
+    for i, name in enumerate(names):
+        cells = [
+            f"{matrix['before'][t]:.1f}->{matrix['after'][i][t]:.1f}±{matrix['after_ci'][i][t]:.1f}"
+            for t in range(len(names))
+        ]
+        rows.append(name.ljust(width) + "".join(c.rjust(width) for c in cells))
+    return "\n".join([head, *rows])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,18 +107,36 @@ def run(args: argparse.Namespace) -> int:
     from rankattack.gallery import Gallery
     from rankattack.transfer import attack_factory, transfer_matrix
 
-    device = _device(args.device)
+    # every argument is checked before any work starts
+    attacks = _choices(args.attacks, "--attacks", ATTACK_CHOICES)
+    eps_values = _floats(args.eps, "--eps")
+    if len(eps_values) != 1:
+        raise ValueError(f"--eps must be one number, got {args.eps!r}")
+    eps = eps_values[0]
+    if args.samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {args.samples}")
     if len(args.checkpoint) < 2:
-        raise ValueError("give at least two --checkpoint files")
-    names = args.names.split(",") if args.names else [Path(p).parent.name for p in args.checkpoint]
-    if len(names) != len(args.checkpoint) or len(set(names)) != len(names):
-        raise ValueError(f"--names must give {len(args.checkpoint)} distinct names, got {names}")
-    loaded = [_load_model(p, device) for p in args.checkpoint]
+        raise ValueError("--checkpoint must name at least two checkpoints")
+    device = _device(args.device)
+    names = (
+        [n.strip() for n in args.names.split(",")]
+        if args.names
+        else [Path(p).parent.name if Path(p).is_file() else Path(p).name for p in args.checkpoint]
+    )
+    if len(names) != len(args.checkpoint) or len(set(names)) != len(names) or not all(names):
+        raise ValueError(
+            f"--names must give {len(args.checkpoint)} distinct names (one per --checkpoint), "
+            f"got {names}"
+        )
+    files = [_checkpoint_file(p) for p in args.checkpoint]
+    spec = _dataset_spec(args, _checkpoint_records(files))
+
+    loaded = [_load_model(str(f), device) for f in files]
     models = {name: m for name, (m, _) in zip(names, loaded, strict=True)}
     metrics = {
         name: getattr(c, "metric", "cosine") for name, (_, c) in zip(names, loaded, strict=True)
     }
-    data = _load_data(args)
+    data = spec.load()
     inputs, labels = data.test_x.to(device), data.test_y.to(device)
     galleries = {
         name: Gallery.from_inputs(m, inputs, labels, metric=metrics[name])
@@ -75,13 +146,17 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {
         "names": names,
-        "eps": args.eps,
+        "eps": eps,
         "samples": args.samples,
         "seed": args.seed,
+        "dataset": spec.name,
+        "dataset_record": spec.to_dict(),
+        "units": "mean normalized rank in percent of |X| (0 = top); before[to], "
+        "after[from][to]; *_ci: 95% interval half-widths",
     }
-    for attack in args.attacks:
+    for attack in attacks:
         # w = m = 1 targets drawn by the protocol's rules on the first model's gallery
-        generator = torch.Generator().manual_seed(cell_seed(args.seed, f"T-{attack}", args.eps, 1))
+        generator = torch.Generator().manual_seed(cell_seed(args.seed, f"T-{attack}", eps, 1))
         sample = sample_cell(galleries[names[0]], attack, 1, args.samples, generator)
         a = sample.anchors.to(device)
         p = sample.partners.to(device)
@@ -90,13 +165,17 @@ def run(args: argparse.Namespace) -> int:
             else {"candidate_indices": p, "query_indices": a}
         )  # fmt: skip
         res = transfer_matrix(
-            models, attack_factory(attack, eps=args.eps), inputs[a], galleries=galleries,
+            models, attack_factory(attack, eps=eps), inputs[a], galleries=galleries,
             progress=not args.no_progress, **kw,
         )  # fmt: skip
-        _say(f"{attack}, eps={args.eps:g}, w = m = 1, T = {args.samples} (rows: from, columns: to)")
-        _say(res.table())
+        matrix = _matrix(res)
+        _say(
+            f"{attack}, eps={eps:g}, w = m = 1, T = {args.samples}: mean normalized rank (%) "
+            "before -> after ± 95% CI (rows: from, columns: to)"
+        )
+        _say(_table(names, matrix))
         _say()
-        summary[attack] = res.cells()
+        summary[attack] = matrix
     (out / "transfer.json").write_text(json.dumps(summary, indent=1) + "\n")
     _say(f"wrote {out / 'transfer.json'}")
     return 0

@@ -1,9 +1,9 @@
 """scikit-learn's bundled 8x8 handwritten digits (no download).
 
-:func:`load_digits` scales the 1797 images to ``[0, 1]``, resizes them (28x28
-by default, so that MNIST-sized models can be used) and splits them per class
-into a training and a test part. scikit-learn is imported when the function is
-called, not when this module is imported.
+[load_digits][rankattack.data.digits.load_digits] scales the 1797 images to ``[0, 1]``, resizes them
+(28x28 by default, so that MNIST-sized models can be used) and splits them per class into a training
+and a test part. scikit-learn is imported when the function is called, not when this module is
+imported.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def load_digits(image_size: int = 28, test_fraction: float = 0.5, seed: int = 0)
     DatasetSplit
         Images float32 ``[N, 1, image_size, image_size]``, labels int64,
         ``num_classes == 10``, ``train_index`` / ``test_index`` the rows of
-        :func:`sklearn.datasets.load_digits`.
+        ``sklearn.datasets.load_digits``.
 
     Raises
     ------

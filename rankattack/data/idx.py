@@ -1,9 +1,8 @@
 """Reading IDX files, the file format of MNIST and Fashion-MNIST.
 
-:func:`read_idx` is a strict reader: it checks the header (magic number, type
-code, dimensions) and the payload length, decompresses gzip data, and names
-the file in every error. Finding and validating the four MNIST files is
-:mod:`rankattack.data.mnist`'s job.
+[read_idx][rankattack.data.idx.read_idx] is a strict reader: it checks the header (magic number,
+type code, dimensions) and the payload length, decompresses gzip data, and names the file in every
+error. Finding and validating the four MNIST files is [rankattack.data.mnist][]'s job.
 """
 
 from __future__ import annotations

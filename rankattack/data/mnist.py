@@ -1,11 +1,10 @@
 """MNIST and Fashion-MNIST, loaded from local IDX files (nothing is downloaded).
 
-:func:`load_mnist` looks for the four IDX files in a directory, its ``raw``
-subfolder or the torchvision layout, reads them with
-:func:`rankattack.data.idx.read_idx`, checks that they form an MNIST-style
-dataset and returns the official train/test split. When files are missing, the
-error lists every directory searched and how to obtain the files;
-:data:`DEBIAN_FASHION_MNIST_DIR` is where Debian's package puts Fashion-MNIST.
+[load_mnist][rankattack.data.mnist.load_mnist] looks for the four IDX files in a directory, its
+``raw`` subfolder or the torchvision layout, reads them with [rankattack.data.idx.read_idx][],
+checks that they form an MNIST-style dataset and returns the official train/test split. When files
+are missing, the error lists every directory searched and how to obtain the files;
+``DEBIAN_FASHION_MNIST_DIR`` is where Debian's package puts Fashion-MNIST.
 """
 
 from __future__ import annotations

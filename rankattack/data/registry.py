@@ -1,8 +1,11 @@
-"""The built-in datasets by name: :data:`DATASET_NAMES` and :func:`load_dataset`.
+"""The datasets by name: ``DATASET_NAMES`` and
+[load_dataset][rankattack.data.registry.load_dataset].
 
-``"digits"`` is :func:`rankattack.data.digits.load_digits`; ``"mnist"`` and
-``"fashion-mnist"`` are :func:`rankattack.data.mnist.load_mnist` (Fashion-MNIST
-defaulting to :data:`rankattack.data.mnist.DEBIAN_FASHION_MNIST_DIR`). A new
+``"digits"`` is [rankattack.data.digits.load_digits][]; ``"mnist"`` and
+``"fashion-mnist"`` are [rankattack.data.mnist.load_mnist][] (Fashion-MNIST
+defaulting to ``rankattack.data.mnist.DEBIAN_FASHION_MNIST_DIR``). A path names a
+user's data: a folder of images ([rankattack.data.imagefolder.load_image_folder][])
+or a ``.npz`` / ``.pt`` file ([rankattack.data.tensorfile.load_tensor_file][]). A new
 built-in dataset gets its own module and a name here.
 """
 
@@ -20,7 +23,7 @@ __all__ = ["DATASET_NAMES", "load_dataset"]
 
 logger = logging.getLogger(__name__)
 
-#: Names accepted by :func:`load_dataset`.
+#: Names accepted by [load_dataset][rankattack.data.registry.load_dataset].
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion-mnist")
 
 
@@ -29,16 +32,17 @@ def load_dataset(name: str, data_dir: str | None = None, **kw: Any) -> DatasetSp
 
     Parameters
     ----------
-    name : {"digits", "mnist", "fashion-mnist"}
+    name : {"digits", "mnist", "fashion-mnist"} or path
         The dataset. Case and ``_`` vs ``-`` are ignored (``"Fashion_MNIST"``
-        works).
+        works). The path of a folder reads a folder of images (one subfolder per
+        class), the path of a ``.npz`` / ``.pt`` file a tensor file.
     data_dir : str or None, optional
         Directory with the IDX files for ``"mnist"`` (required) and
-        ``"fashion-mnist"`` (default :data:`DEBIAN_FASHION_MNIST_DIR`).
+        ``"fashion-mnist"`` (default ``DEBIAN_FASHION_MNIST_DIR``).
         Not used by ``"digits"``.
     **kw
         Passed to the loader, e.g. ``image_size``, ``test_fraction`` and
-        ``seed`` for :func:`load_digits`.
+        ``seed`` for [load_digits][rankattack.data.registry.load_digits].
 
     Returns
     -------
@@ -47,14 +51,25 @@ def load_dataset(name: str, data_dir: str | None = None, **kw: Any) -> DatasetSp
     Raises
     ------
     ValueError
-        If ``name`` is unknown (the message lists the valid names), or
-        ``"mnist"`` is requested without ``data_dir``.
+        If ``name`` is neither a known name nor a folder or tensor file (the
+        message lists the valid names), or ``"mnist"`` is requested without
+        ``data_dir``.
     FileNotFoundError
-        If the IDX files are not found (see :func:`load_mnist`).
+        If the IDX files are not found (see [load_mnist][rankattack.data.registry.load_mnist]).
     """
-    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else name
-    if key not in DATASET_NAMES:
-        raise ValueError(f"unknown dataset {name!r}; valid names are: {', '.join(DATASET_NAMES)}")
+    from rankattack.data.spec import dataset_kind
+
+    key, path = dataset_kind(name)
+    if key == "image-folder":
+        from rankattack.data.imagefolder import load_image_folder
+
+        assert path is not None
+        return load_image_folder(path, **kw)
+    if key == "tensor-file":
+        from rankattack.data.tensorfile import load_tensor_file
+
+        assert path is not None
+        return load_tensor_file(path, **kw)
     if key == "digits":
         if data_dir is not None:
             logger.warning("data_dir=%r is not used by the 'digits' dataset", data_dir)

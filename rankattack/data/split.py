@@ -1,12 +1,13 @@
 """The train/test split of a labelled image dataset, and stratified sampling.
 
-:class:`DatasetSplit` holds float inputs in ``[0, 1]`` and int64 class labels
-for a training and a test part, plus where each row came from;
-:meth:`DatasetSplit.subset` draws a smaller split that keeps each class's share.
+[DatasetSplit][rankattack.data.split.DatasetSplit] holds float inputs in ``[0, 1]`` and int64 class
+labels for a training and a test part, plus where each row came from;
+[DatasetSplit.subset][rankattack.data.split.DatasetSplit.subset] draws a smaller split that keeps
+each class's share.
 
 The private helpers below it allocate a sample per class (largest remainders)
 and split positions per class into train and test; the latter is what
-:func:`rankattack.data.digits.load_digits` splits scikit-learn's digits with.
+[rankattack.data.digits.load_digits][] splits scikit-learn's digits with.
 """
 
 from __future__ import annotations
@@ -38,8 +39,12 @@ class DatasetSplit:
     train_index, test_index : Tensor or None, optional
         int64 positions of each row in the source it was taken from (for
         ``"digits"`` the row of scikit-learn's array, for MNIST-style data the
-        row of the respective IDX file). Kept through :meth:`subset`, so any
-        row can be traced back to its source sample.
+        row of the respective IDX file). Kept through
+        [subset][rankattack.data.split.DatasetSplit.subset], so any row can be traced back to its
+        source sample.
+    class_names : tuple of str or None, optional
+        The name of each class, indexed by label (an image folder's subfolder
+        names); ``None`` when the classes are known by their numbers only.
 
     Notes
     -----
@@ -55,8 +60,18 @@ class DatasetSplit:
     num_classes: int
     train_index: Tensor | None = None
     test_index: Tensor | None = None
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.class_names is not None and (
+            not isinstance(self.class_names, tuple)
+            or len(self.class_names) != self.num_classes
+            or not all(isinstance(n, str) for n in self.class_names)
+        ):
+            raise ValueError(
+                f"class_names must be None or a tuple of {self.num_classes} strings "
+                f"(one per class), got {self.class_names!r}"
+            )
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int):
             raise TypeError(f"num_classes must be an int, got {type(self.num_classes).__name__}")
         if self.num_classes < 1:
@@ -143,6 +158,7 @@ class DatasetSplit:
             num_classes=self.num_classes,
             train_index=train[2],
             test_index=test[2],
+            class_names=self.class_names,
         )
 
     def _sample_part(

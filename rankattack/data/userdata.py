@@ -1,11 +1,10 @@
 """Converting a user's own data (tensors, numpy arrays, torch Datasets).
 
-:func:`as_tensors` validates the inputs and labels a user brings and converts
-them to what the attacks and the evaluation code expect: float32 inputs in
-``[0, 1]`` shaped ``[N, ...]`` (uint8 is divided by 255) and int64 class labels
-shaped ``[N]``. A map-style or iterable Dataset is read item by item, as
-``(x, y)`` pairs or bare inputs. Every error message starts with the name of
-the offending argument (``data:`` or ``labels:``).
+[as_tensors][rankattack.data.userdata.as_tensors] validates the inputs and labels a user brings and
+converts them to what the attacks and the evaluation code expect: float32 inputs in ``[0, 1]``
+shaped ``[N, ...]`` (uint8 is divided by 255) and int64 class labels shaped ``[N]``. A map-style or
+iterable Dataset is read item by item, as ``(x, y)`` pairs or bare inputs. Every error message
+starts with the name of the offending argument (``data:`` or ``labels:``).
 """
 
 from __future__ import annotations

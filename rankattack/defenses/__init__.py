@@ -1,28 +1,30 @@
 """Defenses of ranking models: one interface, ``(model, images, labels) -> training loss``.
 
 ``defense.loss(model, images, labels)`` is a training loss for any loop (a plain PyTorch loop,
-:func:`rankattack.training.train`, a pytorch-metric-learning loop). One module per defense:
+[rankattack.training.train][], a pytorch-metric-learning loop). One module per defense:
 
-* :mod:`~rankattack.defenses.embeddingshift`, **EST** (the paper's defense, Zhou et al.,
+* [embeddingshift][rankattack.defenses.embeddingshift], **EST** (the paper's defense, Zhou et al.,
   ECCV 2020, Sec. 3.3, Eq. 13): every image of the batch is replaced by its maximum-shift
-  adversary (:class:`~rankattack.MaxShiftAttack`), and the ranking loss is applied to the
-  adversarial triplets (:class:`EmbeddingShiftDefense`).
-* :mod:`~rankattack.defenses.anticollapse`, **ACT** (anti-collapse triplet, robrank, T-PAMI
+  adversary ([MaxShiftAttack][rankattack.MaxShiftAttack]), and the ranking loss is applied to the
+  adversarial triplets ([EmbeddingShiftDefense][rankattack.defenses.EmbeddingShiftDefense]).
+* [anticollapse][rankattack.defenses.anticollapse], **ACT** (anti-collapse triplet, robrank, T-PAMI
   2024): the positive and negative of each triplet are perturbed together to collapse onto
   each other, and the triplet loss keeps them apart around the benign anchor
-  (:class:`AntiCollapseDefense`).
-* :mod:`~rankattack.defenses.hardnessmanipulation`, **HM** with gradual adversary and
-  intra-class structure (CVPR 2022): the triplets are perturbed to a destination hardness that
-  follows the training progress (:class:`HardnessManipulationDefense`).
-* :mod:`~rankattack.defenses.madry` (Appendix H.1, Eq. 19) and
-  :mod:`~rankattack.defenses.shiftsuppress` (Appendix H.3, Eq. 22): the paper's *less stable*
-  alternatives (:class:`MadryDefense`, :class:`ShiftSuppressDefense`).
-* :mod:`~rankattack.defenses.vanilla`: no defense, the clean ranking loss
-  (:class:`VanillaDefense`).
+  ([AntiCollapseDefense][rankattack.defenses.AntiCollapseDefense]).
+* [hardnessmanipulation][rankattack.defenses.hardnessmanipulation], **HM** with gradual adversary
+  and intra-class structure (CVPR 2022): the triplets are perturbed to a destination hardness that
+  follows the training progress
+  ([HardnessManipulationDefense][rankattack.defenses.HardnessManipulationDefense]).
+* [madry][rankattack.defenses.madry] (Appendix H.1, Eq. 19) and
+  [shiftsuppress][rankattack.defenses.shiftsuppress] (Appendix H.3, Eq. 22): the paper's *less
+  stable* alternatives ([MadryDefense][rankattack.defenses.MadryDefense],
+  [ShiftSuppressDefense][rankattack.defenses.ShiftSuppressDefense]).
+* [vanilla][rankattack.defenses.vanilla]: no defense, the clean ranking loss
+  ([VanillaDefense][rankattack.defenses.VanillaDefense]).
 
-:mod:`~rankattack.defenses.miners` holds the in-batch triplet miners (random, robrank's SPC-2
-and soft-hard), :mod:`~rankattack.defenses.registry` the names the training loop understands,
-:mod:`~rankattack.defenses.base` the interface and what the defenses share. The functional API
+[miners][rankattack.defenses.miners] holds the in-batch triplet miners (random, robrank's SPC-2
+and soft-hard), [registry][rankattack.defenses.registry] the names the training loop understands,
+[base][rankattack.defenses.base] the interface and what the defenses share. The functional API
 of the earlier versions (``embedding_shift_loss`` / ``embedding_shift_step`` and so on: a loss
 of a batch with explicit triplet indices, and one optimizer step on explicit triplets) is kept;
 each function builds the defense object and calls it.

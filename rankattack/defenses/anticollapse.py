@@ -2,9 +2,9 @@
 
 The triplets are mined on the benign embeddings; the positive and the negative of each triplet
 are perturbed together by L-inf PGD so that their embeddings collapse into each other
-(:class:`PairCollapseObjective`), and the triplet loss is applied to the benign anchor and the
-two adversarial candidates: the model learns to keep a positive and a negative apart even when
-an adversary pushes them together.
+([PairCollapseObjective][rankattack.defenses.anticollapse.PairCollapseObjective]), and the triplet
+loss is applied to the benign anchor and the two adversarial candidates: the model learns to keep a
+positive and a negative apart even when an adversary pushes them together.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class AntiCollapseDefense(Defense):
        ``(a, p, n)`` on those benign embeddings.
     2. ``p`` and ``n`` are perturbed together by L-inf PGD (model in eval mode, parameters
        frozen, no random start) that minimizes ``d(f(p~), f(n~))``
-       (:class:`PairCollapseObjective`); the anchor is not perturbed.
+       ([PairCollapseObjective][rankattack.defenses.anticollapse.PairCollapseObjective]); the anchor
+       is not perturbed.
     3. ``L = L_triplet(f(a), f(p~), f(n~); margin)`` with the benign anchor, embedded in the
        model's current mode. There is no clean term.
 
@@ -76,11 +77,12 @@ class AntiCollapseDefense(Defense):
     steps : int, default 32
         Fewer steps trade robustness for time (robrank's ``override_pgditer_{16,8}``).
     metric, margin, ranking_loss
-        See :class:`~rankattack.defenses.base.Defense` (margin 0.2 for cosine).
+        See [Defense][rankattack.defenses.base.Defense] (margin 0.2 for cosine).
     miner : callable, optional
         Default robrank's SPC-2 random miner
-        (:class:`~rankattack.defenses.miners.RandomTripletMiner` with ``anchors="pairs"``):
-        about one triplet per two images, so the adversary perturbs about one batch of images.
+        ([RandomTripletMiner][rankattack.defenses.miners.RandomTripletMiner] with
+        ``anchors="pairs"``): about one triplet per two images, so the adversary perturbs about one
+        batch of images.
 
     Examples
     --------

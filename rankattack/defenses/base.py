@@ -1,23 +1,25 @@
-"""What every defense shares: the :class:`Defense` interface, the triplet type, the plumbing.
+"""What every defense shares: the [Defense][rankattack.defenses.base.Defense] interface, the triplet
+type, the plumbing.
 
 A defense turns a labelled batch and a model into a training loss::
 
     loss = defense.loss(model, images, labels)    # then loss.backward(); optimizer.step()
 
-so that it drops into a plain PyTorch loop, :func:`rankattack.training.train` (``rankattack
+so that it drops into a plain PyTorch loop, [rankattack.training.train][] (``rankattack
 train``) or a pytorch-metric-learning loop. Every defense takes the ranking loss as a callable
-(``ranking_loss``: the project's :class:`~rankattack.losses.TripletLoss` by default, or any
+(``ranking_loss``: the project's [TripletLoss][rankattack.losses.TripletLoss] by default, or any
 ``(anchors, positives, negatives) -> scalar`` on embeddings, or a pytorch-metric-learning loss
 object) and the triplet miner as a callable (``miner``: ``(embeddings, labels) -> (anchors,
 positives, negatives)`` indices into the batch, the calling convention of pytorch-metric-learning's
-miners; :mod:`rankattack.defenses.miners` holds the project's). Its adversary always runs with
-the model in eval mode and its parameters frozen (:class:`~rankattack.pgd.LinfPGD`), and the
+miners; [rankattack.defenses.miners][] holds the project's). Its adversary always runs with
+the model in eval mode and its parameters frozen ([LinfPGD][rankattack.pgd.LinfPGD]), and the
 model's modes and ``requires_grad`` flags are restored afterwards.
 
 This module also holds the helpers of the older functional API (a loss and a step function per
-defense, with explicit triplets): :data:`Triplets`, :data:`LossFn`, :func:`stack_triplets`,
-:func:`apply_step` and :func:`step_of`, which makes a defense's step function from its loss
-function.
+defense, with explicit triplets): ``Triplets``, ``LossFn``,
+[stack_triplets][rankattack.defenses.base.stack_triplets],
+[apply_step][rankattack.defenses.base.apply_step] and [step_of][rankattack.defenses.base.step_of],
+which makes a defense's step function from its loss function.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ __all__ = [
     "step_of",
 ]
 
-#: Defense names understood by :func:`rankattack.training.train` and ``rankattack train``
+#: Defense names understood by [rankattack.training.train][] and ``rankattack train``
 #: (``None`` trains vanilla). "embedding-shift" is another name of "est".
 DEFENSES: tuple[str, ...] = ("est", "act", "hm", "madry", "shift-suppress", "embedding-shift")
 
@@ -128,7 +130,7 @@ def step_of(
     ``step_of(x_loss)`` is ``x_step(model, loss_fn, optimizer, anchors, positives, negatives,
     *rest)``: it stacks the explicit triplets of inputs ``[M, *S]`` into one batch, takes
     ``x_loss(model, loss_fn, batch, triplets, *rest)`` and one optimizer step, and returns the
-    detached loss. Every functional step function of :mod:`rankattack.defenses` is made so.
+    detached loss. Every functional step function of [rankattack.defenses][] is made so.
     """
 
     def step(
@@ -148,10 +150,10 @@ def step_of(
     step.__name__ = step.__qualname__ = name
     step.__module__ = loss.__module__
     step.__doc__ = (
-        f"One optimizer step of :func:`{loss.__name__}` on explicit triplets.\n\n"
+        f"One optimizer step of ``{loss.__name__}`` on explicit triplets.\n\n"
         f"``{name}(model, loss_fn, optimizer, anchors, positives, negatives, ...)``: "
         f"``anchors``, ``positives``, ``negatives`` are inputs ``[M, *S]`` in ``[0, 1]``; "
-        f"the arguments after them are those of :func:`{loss.__name__}` after ``triplets``. "
+        f"the arguments after them are those of ``{loss.__name__}`` after ``triplets``. "
         f"Returns the detached scalar loss."
     )
     return step
@@ -244,16 +246,17 @@ class Defense(ABC):
     miner : callable, optional
         ``(embeddings [B, D], labels [B]) -> (anchors, positives, negatives)`` index tensors
         into the batch (a pytorch-metric-learning triplet miner works as it is); default the
-        defense's own (:meth:`default_miner`).
+        defense's own ([default_miner][rankattack.defenses.base.Defense.default_miner]).
 
     Notes
     -----
-    Subclasses implement :meth:`_loss` (the loss of a batch with a triplet selector) and, if
-    they keep state across steps, :meth:`state_dict` / :meth:`load_state_dict` (the training
-    loop saves that state in its checkpoints).
+    Subclasses implement ``_loss`` (the loss of a batch with a triplet selector) and, if
+    they keep state across steps, [state_dict][rankattack.defenses.base.Defense.state_dict] /
+    [load_state_dict][rankattack.defenses.base.Defense.load_state_dict] (the training loop saves
+    that state in its checkpoints).
     """
 
-    #: The defense's name in :data:`DEFENSES` (empty for the vanilla baseline).
+    #: The defense's name in ``DEFENSES`` (empty for the vanilla baseline).
     name: str = ""
 
     def __init__(
@@ -345,7 +348,8 @@ class Defense(ABC):
         images: Tensor,
         labels: Tensor,
     ) -> Tensor:
-        """One optimizer step on :meth:`loss`; returns the detached loss."""
+        """One optimizer step on [loss][rankattack.defenses.base.Defense.loss]; returns the detached
+        loss."""
         return apply_step(optimizer, self.loss(model, images, labels))
 
     def state_dict(self) -> dict[str, Any]:
@@ -353,7 +357,7 @@ class Defense(ABC):
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output."""
+        """Restore [state_dict][rankattack.defenses.base.Defense.state_dict] output."""
         if state:
             raise ValueError(f"{type(self).__name__} keeps no state, got keys {sorted(state)}")
 

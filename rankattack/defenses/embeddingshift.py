@@ -1,7 +1,7 @@
 """The embedding-shift defense, EST (the paper's defense, Sec. 3.3, Eq. 13).
 
 Every image of the batch is replaced by its maximum-shift adversary
-``x + argmax_{r in Gamma} d(f(x + r), f(x))`` (:class:`~rankattack.MaxShiftAttack`, computed
+``x + argmax_{r in Gamma} d(f(x + r), f(x))`` ([MaxShiftAttack][rankattack.MaxShiftAttack], computed
 with the model in eval mode and the clean embedding held fixed), then the ranking loss is
 applied to the triplets of the adversarial embeddings. The paper reports that its training
 loss converges.
@@ -34,7 +34,7 @@ class EmbeddingShiftDefense(Defense):
 
     ``L_d-t = L_triplet(q + r_q, c_p + r_p, c_n + r_n)`` with ``r_x`` the maximum-shift
     adversary of ``x``: every image of the batch is attacked once
-    (:class:`~rankattack.MaxShiftAttack`; the adversary of an image does not depend on the
+    ([MaxShiftAttack][rankattack.MaxShiftAttack]; the adversary of an image does not depend on the
     triplets it is in), the adversarial batch is embedded in the model's current mode, the
     miner picks the triplets on those embeddings and the ranking loss is applied to them.
     There is no clean term.
@@ -48,8 +48,8 @@ class EmbeddingShiftDefense(Defense):
     steps : int, default 32
         PGD iterations (``>= 1``).
     metric, margin, ranking_loss, miner
-        See :class:`~rankattack.defenses.base.Defense`; the default miner draws one random
-        triplet per image (:class:`~rankattack.defenses.miners.RandomTripletMiner`).
+        See [Defense][rankattack.defenses.base.Defense]; the default miner draws one random
+        triplet per image ([RandomTripletMiner][rankattack.defenses.miners.RandomTripletMiner]).
     jitter : float, default 1e-3
         Half-width of the uniform start of the search (the shift's gradient is zero at r = 0).
     random_start : bool, default False
@@ -140,7 +140,9 @@ def embedding_shift_loss(
 
     Each image of the batch is replaced by its maximum-shift adversary under ``attack`` (one
     attack per image, whichever triplets it belongs to), then ``loss_fn`` is applied to the
-    adversarial triplets. :class:`EmbeddingShiftDefense` with the attack's parameters.
+    adversarial triplets.
+    [EmbeddingShiftDefense][rankattack.defenses.embeddingshift.EmbeddingShiftDefense] with the
+    attack's parameters.
     """
     return EmbeddingShiftDefense.from_attack(attack, loss_fn).triplet_loss(model, inputs, triplets)
 

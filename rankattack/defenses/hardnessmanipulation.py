@@ -3,9 +3,10 @@
 Zhou et al., "Enhancing Adversarial Robustness for Deep Metric Learning" (CVPR 2022): the
 adversary perturbs the anchor, positive and negative of each source triplet so that the
 triplet's hardness ``H(a, p, n) = d(a, p) - d(a, n)`` reaches a destination hardness ``H_D``
-(:class:`HardnessObjective`); with the gradual adversary, ``H_D`` follows the training
-progress (:func:`gradual_destination`). The training loss is the triplet loss of the
-adversarial triplets plus the intra-class-structure term.
+([HardnessObjective][rankattack.defenses.hardnessmanipulation.HardnessObjective]); with the gradual
+adversary, ``H_D`` follows the training progress
+([gradual_destination][rankattack.defenses.hardnessmanipulation.gradual_destination]). The training
+loss is the triplet loss of the adversarial triplets plus the intra-class-structure term.
 """
 
 from __future__ import annotations
@@ -89,19 +90,21 @@ class HardnessManipulationDefense(Defense):
 
     1. The batch is embedded in eval mode without gradient; the miner picks the source triplets
        on those benign embeddings (default robrank's soft-hard SPC-2 miner,
-       :class:`~rankattack.defenses.miners.SoftHardTripletMiner`).
+       [SoftHardTripletMiner][rankattack.defenses.miners.SoftHardTripletMiner]).
     2. The destination hardness is the gradual adversary's
-       ``H_D = -margin * clamp(l_prev, 0, margin) / margin`` (:func:`gradual_destination`),
+       ``H_D = -margin * clamp(l_prev, 0, margin) / margin``
+       ([gradual_destination][rankattack.defenses.hardnessmanipulation.gradual_destination]),
        ``l_prev`` the previous step's adversarial loss (``initial_loss`` at the first step).
     3. ``a``, ``p`` and ``n`` are perturbed by L-inf PGD (model in eval mode, parameters frozen,
        no random start) minimizing ``mean(max(0, H_D - H(a~, p~, n~))^2)``
-       (:class:`HardnessObjective`).
+       ([HardnessObjective][rankattack.defenses.hardnessmanipulation.HardnessObjective]).
     4. ``L = L_triplet(a~, p~, n~; margin) + lambda * L_triplet(a, a~, p; 0)``, all embedded in
        the model's current mode; the second term (ICS) keeps the adversarial anchor closer to
        its benign self than the benign positive is. ``l_prev`` becomes the first term's value.
 
-    The defense keeps ``l_prev`` between steps (:meth:`state_dict`; the training loop stores it
-    in its checkpoints, so a resumed run is bit-identical).
+    The defense keeps ``l_prev`` between steps
+    ([state_dict][rankattack.defenses.hardnessmanipulation.HardnessManipulationDefense.state_dict];
+    the training loop stores it in its checkpoints, so a resumed run is bit-identical).
 
     Parameters
     ----------
@@ -111,7 +114,7 @@ class HardnessManipulationDefense(Defense):
         The paper's settings for 224x224 images. On 28x28 images the training loop uses
         robrank's 77/255, 3/255 and 32 steps (``rankattack.training.TrainConfig``).
     metric, margin, ranking_loss
-        See :class:`~rankattack.defenses.base.Defense`; ``margin`` (0.2 for cosine) is also the
+        See [Defense][rankattack.defenses.base.Defense]; ``margin`` (0.2 for cosine) is also the
         gradual adversary's ``u``.
     miner : callable, optional
         Default ``SoftHardTripletMiner(metric)``.

@@ -2,8 +2,8 @@
 
 ``min_theta E[ max_{r in Gamma} L_triplet(q + r, c_p, c_n) ]``: the anchor of each
 triplet is replaced by the PGD adversary that maximizes the triplet loss against the
-clean ``c_p, c_n`` (:class:`TripletAscentObjective`), then the ranking loss is applied.
-The paper reports that this loss always diverges.
+clean ``c_p, c_n`` ([TripletAscentObjective][rankattack.defenses.madry.TripletAscentObjective]),
+then the ranking loss is applied. The paper reports that this loss always diverges.
 """
 
 from __future__ import annotations
@@ -68,17 +68,18 @@ class MadryDefense(Defense):
     ``min_theta E[ max_{r in Gamma} L_triplet(q + r, c_p, c_n) ]``: the triplets are mined on
     the clean embeddings (eval mode, no gradient), each anchor is replaced by the PGD adversary
     that most violates its triplet against the clean candidates
-    (:class:`TripletAscentObjective`), and the ranking loss is applied to
-    ``(q + r, c_p, c_n)``. *Less stable*: the paper reports that this loss always diverges.
+    ([TripletAscentObjective][rankattack.defenses.madry.TripletAscentObjective]), and the ranking
+    loss is applied to ``(q + r, c_p, c_n)``. *Less stable*: the paper reports that this loss always
+    diverges.
 
     Parameters
     ----------
     eps : float, default 0.3
     alpha, steps : optional
-        Default the paper's PGD schedule (:func:`rankattack.pgd.default_alpha`,
-        :func:`~rankattack.pgd.default_steps`).
+        Default the paper's PGD schedule ([rankattack.pgd.default_alpha][],
+        [default_steps][rankattack.pgd.default_steps]).
     metric, margin, ranking_loss, miner
-        See :class:`~rankattack.defenses.base.Defense`.
+        See [Defense][rankattack.defenses.base.Defense].
     """
 
     name = "madry"
@@ -136,7 +137,8 @@ def madry_loss(
     ``min_theta E[ max_{r in Gamma} L_triplet(q + r, c_p, c_n) ]``: each anchor is
     replaced by the PGD adversary that most violates its triplet (clean candidates,
     model in eval mode), then the ranking loss is applied to ``(q + r, c_p, c_n)``.
-    ``metric`` must be the loss's distance. :class:`MadryDefense` with ``pgd``.
+    ``metric`` must be the loss's distance. [MadryDefense][rankattack.defenses.madry.MadryDefense]
+    with ``pgd``.
     """
     return MadryDefense.from_pgd(pgd, metric, loss_fn).triplet_loss(model, inputs, triplets)
 

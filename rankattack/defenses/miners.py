@@ -4,19 +4,20 @@ A miner is called like a pytorch-metric-learning miner, ``miner(embeddings, labe
 returns ``(anchors, positives, negatives)``, int64 indices ``[M]`` into the batch. The project's
 miners:
 
-* :class:`RandomTripletMiner` -- ``anchors="all"``: every image with a positive in the batch is
-  an anchor, with a random other image of its class and a random image of another class (the
-  training loop's miner, :func:`random_triplets`). ``anchors="pairs"``: robrank's SPC-2 miner
-  (``spc2-random``): the images of each class are taken in pairs (in batch order) and the first
-  of each pair is the anchor, the second its positive, so a batch of B images gives about B / 2
-  triplets; on a batch of same-class pairs (robrank's SPC-2 batches, or
-  :class:`~rankattack.training.ClassBalancedSampler` with 2 images per class slot) the anchors
-  are the even positions and each positive is the image right after its anchor.
-* :class:`SoftHardTripletMiner` -- robrank's ``spc2-softhard`` (the source triplets of the
-  hardness-manipulation defense, CVPR 2022): the SPC-2 anchors, a negative drawn among the
-  other-class images closer to the anchor than its farthest positive, and a positive drawn among
-  the same-class images farther than its closest negative (each falling back to any image of the
-  right class when there is none).
+* [RandomTripletMiner][rankattack.defenses.miners.RandomTripletMiner] -- ``anchors="all"``: every
+  image with a positive in the batch is an anchor, with a random other image of its class and a
+  random image of another class (the training loop's miner,
+  [random_triplets][rankattack.defenses.miners.random_triplets]). ``anchors="pairs"``: robrank's
+  SPC-2 miner (``spc2-random``): the images of each class are taken in pairs (in batch order) and
+  the first of each pair is the anchor, the second its positive, so a batch of B images gives about
+  B / 2 triplets; on a batch of same-class pairs (robrank's SPC-2 batches, or
+  [ClassBalancedSampler][rankattack.training.ClassBalancedSampler] with 2 images per class slot) the
+  anchors are the even positions and each positive is the image right after its anchor.
+* [SoftHardTripletMiner][rankattack.defenses.miners.SoftHardTripletMiner] -- robrank's
+  ``spc2-softhard`` (the source triplets of the hardness-manipulation defense, CVPR 2022): the SPC-2
+  anchors, a negative drawn among the other-class images closer to the anchor than its farthest
+  positive, and a positive drawn among the same-class images farther than its closest negative (each
+  falling back to any image of the right class when there is none).
 
 All of them are vectorized over the batch (no per-anchor Python loop) and draw their random
 choices from an optional ``torch.Generator``.
@@ -45,7 +46,7 @@ __all__ = [
 #: Which images of a batch are anchors: "all" (every image with a positive) or "pairs" (SPC-2).
 ANCHORS = ("all", "pairs")
 
-#: Miner names of the training loop (:func:`get_miner`).
+#: Miner names of the training loop ([get_miner][rankattack.defenses.miners.get_miner]).
 MINERS: tuple[str, ...] = ("random", "spc2", "softhard")
 
 
@@ -145,7 +146,8 @@ def random_triplets(
 
 
 class RandomTripletMiner:
-    """Random in-batch triplets (:func:`random_triplets`), called like a PML miner.
+    """Random in-batch triplets ([random_triplets][rankattack.defenses.miners.random_triplets]),
+    called like a PML miner.
 
     Parameters
     ----------

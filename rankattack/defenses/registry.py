@@ -1,8 +1,8 @@
 """Defenses by name: what ``TrainConfig(defense=...)`` and ``rankattack train --defense`` build.
 
-:func:`build_defense` maps a name of :data:`~rankattack.defenses.base.DEFENSES` (or ``None``,
-no defense) to its class; :data:`TRAINING_DEFAULTS` holds the adversary settings the training
-loop uses for 28x28 images when none are given, and :data:`DEFAULT_MINERS` each defense's miner.
+[build_defense][rankattack.defenses.registry.build_defense] maps a name of ``DEFENSES`` (or
+``None``, no defense) to its class; ``TRAINING_DEFAULTS`` holds the adversary settings the training
+loop uses for 28x28 images when none are given, and ``DEFAULT_MINERS`` each defense's miner.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ TRAINING_DEFAULTS: dict[str, tuple[float, float | None, int | None]] = {
     "shift-suppress": (0.3, None, None),
 }
 
-#: Each defense's miner (a name of :data:`rankattack.defenses.miners.MINERS`); "" is vanilla.
+#: Each defense's miner (a name of ``rankattack.defenses.miners.MINERS``); "" is vanilla.
 DEFAULT_MINERS: dict[str, str] = {
     "": "random",
     "est": "random",
@@ -51,12 +51,13 @@ DEFAULT_MINERS: dict[str, str] = {
 
 
 def build_defense(name: str | None, **kwargs: Any) -> Defense:
-    """The defense called ``name`` (``None``: :class:`VanillaDefense`), built with ``kwargs``.
+    """The defense called ``name`` (``None``:
+    [VanillaDefense][rankattack.defenses.registry.VanillaDefense]), built with ``kwargs``.
 
     Raises
     ------
     ValueError
-        If ``name`` is not one of :data:`~rankattack.defenses.base.DEFENSES`.
+        If ``name`` is not one of ``DEFENSES``.
 
     Examples
     --------

@@ -24,7 +24,7 @@ class ShiftSuppressDefense(EmbeddingShiftDefense):
     """Directly suppressing the shift distance (Zhou et al., ECCV 2020, Appendix H.3, Eq. 22).
 
     ``L = L_triplet(q, c_p, c_n) + sum_{x in {q, c_p, c_n}} d(f(x + r*_x), f(x))`` with
-    ``r*_x`` the maximum-shift adversary of ``x`` (:class:`~rankattack.MaxShiftAttack`); the
+    ``r*_x`` the maximum-shift adversary of ``x`` ([MaxShiftAttack][rankattack.MaxShiftAttack]); the
     shift term is differentiated through both embeddings and averaged over the triplets like
     the ranking loss; the triplets are mined on the clean embeddings. *Less stable*: the paper
     reports it helps cosine models but may numerically explode with Euclidean distance.
@@ -36,7 +36,7 @@ class ShiftSuppressDefense(EmbeddingShiftDefense):
         Default the paper's PGD schedule.
     **kwargs
         ``metric``, ``margin``, ``ranking_loss``, ``miner``, ``jitter``, ``random_start``,
-        ``generator``: as in :class:`~rankattack.defenses.EmbeddingShiftDefense`.
+        ``generator``: as in [EmbeddingShiftDefense][rankattack.defenses.EmbeddingShiftDefense].
     """
 
     name = "shift-suppress"
@@ -77,7 +77,8 @@ def shift_suppress_loss(
 
     ``L = L_triplet(q, c_p, c_n) + sum_{x in {q, c_p, c_n}} d(f(x + r*_x), f(x))`` with
     ``r*_x`` the maximum-shift adversary of ``x`` under ``attack``; *less stable*.
-    :class:`ShiftSuppressDefense` with the attack's parameters.
+    [ShiftSuppressDefense][rankattack.defenses.shiftsuppress.ShiftSuppressDefense] with the attack's
+    parameters.
     """
     return ShiftSuppressDefense.from_attack(attack, loss_fn).triplet_loss(model, inputs, triplets)
 

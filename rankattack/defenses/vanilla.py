@@ -21,7 +21,7 @@ class VanillaDefense(Defense):
     Parameters
     ----------
     metric, margin, ranking_loss, miner
-        See :class:`~rankattack.defenses.base.Defense`.
+        See [Defense][rankattack.defenses.base.Defense].
 
     Examples
     --------
@@ -55,7 +55,8 @@ def vanilla_loss(
     model : callable
         ``[B, *S] -> [B, D]`` in its current (training) mode.
     loss_fn : callable
-        ``(anchors, positives, negatives) -> scalar``, e.g. :class:`~rankattack.losses.TripletLoss`.
+        ``(anchors, positives, negatives) -> scalar``, e.g.
+        [TripletLoss][rankattack.losses.TripletLoss].
     inputs : Tensor
         ``[B, *S]`` batch.
     triplets : (Tensor, Tensor, Tensor)

@@ -189,7 +189,7 @@ class ShardedGallery(Gallery):
     def from_inputs(
         cls,
         model: Callable[[Tensor], Tensor],
-        inputs: Tensor,
+        inputs: Tensor | Any,
         labels: Tensor | None = None,
         metric: str | Distance = "cosine",
         batch_size: int = 256,
@@ -200,7 +200,9 @@ class ShardedGallery(Gallery):
         """Embed this rank's rows of ``inputs`` ``[|X|, *S]`` (each rank embeds |X| / N).
 
         ``inputs`` may live on the host (or be any tensor indexable by rows); only this
-        rank's rows are embedded, on the model's device.
+        rank's rows are embedded, on the model's device. Unlike
+        [Gallery.from_inputs][rankattack.gallery.Gallery.from_inputs] it takes a tensor only
+        (a Dataset or DataLoader is not split by rows).
         """
         check_tensor(inputs, "inputs", min_ndim=2, floating=True)
         lo, hi = cls._rows(int(inputs.shape[0]), "inputs")

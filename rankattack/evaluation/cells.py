@@ -5,13 +5,23 @@ T independent attacks (CA+, CA-, QA+ or QA-; QA is the Semantics-Preserving QA o
 Eq. 12) on the test set X, which is both the gallery and the pool the attacked inputs
 come from, and reports the mean normalized rank ``R_CA(c)`` or ``R_QA(q)`` in percent
 with a 95% confidence interval, plus the mean rank of ``C_SP`` for QA. A shift cell
-(:func:`run_shift_cell`) measures the maximum embedding shift of the Fig. 2 comparison
-(Eq. 13's adversary, :class:`~rankattack.MaxShiftAttack`) instead.
+([run_shift_cell][rankattack.evaluation.cells.run_shift_cell]) measures the maximum embedding shift
+of the Fig. 2 comparison (Eq. 13's adversary, [MaxShiftAttack][rankattack.MaxShiftAttack]) instead.
 
 A cell's samples are drawn from a generator seeded by ``(seed, attack, eps, size)``
-(:func:`rankattack.evaluation.sampling.cell_seed`) and its T attacks run in vectorized
-batches; only the public attack API is used. :attr:`CellResult.key` identifies a cell
-within a results log (:class:`rankattack.evaluation.resultslog.ResultsLog`).
+([rankattack.evaluation.sampling.cell_seed][]) and its T attacks run in vectorized
+batches; only the public attack API is used.
+[CellResult.key][rankattack.evaluation.cells.CellResult.key] identifies a cell within a results log
+([rankattack.evaluation.resultslog.ResultsLog][]).
+
+[run_cell_samples][rankattack.evaluation.cells.run_cell_samples] and
+[run_shift_cell_samples][rankattack.evaluation.cells.run_shift_cell_samples] return the T attacks
+behind a cell ([CellSamples][rankattack.evaluation.samples.CellSamples]: indices, ranks before and
+after, perturbation norms, optionally the adversarial inputs);
+[summarize][rankattack.evaluation.cells.summarize] turns them into the cell's
+[CellResult][rankattack.evaluation.cells.CellResult], which is what
+[run_cell][rankattack.evaluation.cells.run_cell] and
+[run_shift_cell][rankattack.evaluation.cells.run_shift_cell] return.
 """
 
 from __future__ import annotations
@@ -29,11 +39,20 @@ from torch import Tensor
 from rankattack._validation import check_choice, check_int, check_real, check_tensor
 from rankattack.attacks import CandidateAttack, MaxShiftAttack, QueryAttack
 from rankattack.distributed import map_batches
+from rankattack.evaluation.samples import CellSamples
 from rankattack.evaluation.sampling import ATTACKS, cell_seed, sample_anchors, sample_cell
 from rankattack.evaluation.statistics import confidence_interval
 from rankattack.gallery import Gallery
 
-__all__ = ["SHIFT", "CellResult", "run_cell", "run_shift_cell"]
+__all__ = [
+    "SHIFT",
+    "CellResult",
+    "run_cell",
+    "run_cell_samples",
+    "run_shift_cell",
+    "run_shift_cell_samples",
+    "summarize",
+]
 
 #: Name of the maximum-embedding-shift cells (paper Fig. 2).
 SHIFT = "shift"
@@ -141,6 +160,12 @@ def _check_inputs_match(gallery: Gallery, inputs: Tensor) -> None:
         )
 
 
+def _norms(adv: Tensor, clean: Tensor) -> tuple[Tensor, Tensor]:
+    """``[B]`` L-inf and L2 norms of ``adv - clean``."""
+    delta = (adv - clean).flatten(1)
+    return delta.abs().amax(1), delta.norm(dim=1)
+
+
 def run_cell(
     model: Callable[[Tensor], Tensor],
     gallery: Gallery,
@@ -181,14 +206,46 @@ def run_cell(
         ``cell_seed(seed, attack, eps, size)``.
     batch_size : int
         Attacks per vectorized call (CA batches are further capped so that the sorted
-        ranking hinge of :class:`~rankattack.objectives.CandidateObjective` fits the
-        gallery's chunk budget).
+        ranking hinge of [CandidateObjective][rankattack.objectives.CandidateObjective]
+        fits the gallery's chunk budget).
     top_fraction : float
         Neighbourhood the CA- queries / QA- candidates come from (1% in the paper).
     xi, sp_size
         SP-QA weight (default: the paper's 1 for QA+, 100 for QA-) and G (5).
     alpha, steps
         PGD step size and iterations; default: the paper's schedule.
+    """
+    kept = run_cell_samples(
+        model, gallery, inputs, attack, eps, size, samples=samples, seed=seed,
+        batch_size=batch_size, top_fraction=top_fraction, xi=xi, sp_size=sp_size,
+        alpha=alpha, steps=steps,
+    )  # fmt: skip
+    return summarize(kept)
+
+
+def run_cell_samples(
+    model: Callable[[Tensor], Tensor],
+    gallery: Gallery,
+    inputs: Tensor,
+    attack: str,
+    eps: float,
+    size: int,
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+    batch_size: int = 250,
+    top_fraction: float = 0.01,
+    xi: float | None = None,
+    sp_size: int = 5,
+    alpha: float | None = None,
+    steps: int | None = None,
+    adversarial: bool = False,
+) -> CellSamples:
+    """The T attacks of one cell, each kept: [run_cell][rankattack.evaluation.cells.run_cell] before
+    summarizing.
+
+    Takes the arguments of [run_cell][rankattack.evaluation.cells.run_cell], and ``adversarial``:
+    also keep the adversarial inputs ``[T, *S]`` (on the CPU).
     """
     attack = check_choice(attack, "attack", ATTACKS)
     eps = check_real(eps, "eps", low=0.0)
@@ -205,57 +262,67 @@ def run_cell(
     anchors = sample.anchors.to(device)
     partners = sample.partners.to(device)
     direction = "raise" if attack.endswith("+") else "lower"
-    before: list[Tensor] = []
-    after: list[Tensor] = []
-    sp_before: list[Tensor] = []
-    sp_after: list[Tensor] = []
+    parts: dict[str, list[Tensor]] = {
+        k: [] for k in ("before", "after", "sp_before", "sp_after", "linf", "l2", "adv")
+    }
+
+    keys = ("before", "after", "sp_before", "sp_after", "linf", "l2", "adv")
+
+    def record(clean: Tensor, res: Any) -> tuple[Tensor | None, ...]:
+        """One batch's per-sample figures (computed on the rank that ran it)."""
+        linf, l2 = _norms(res.adversarial, clean)
+        adv = res.adversarial.detach().cpu() if adversarial else None
+        return (res.rank_before, res.rank_after, res.sp_rank_before, res.sp_rank_after,
+                linf, l2, adv)  # fmt: skip
+
+    def keep(rec: tuple[Tensor | None, ...]) -> None:
+        for key, value in zip(keys, rec, strict=True):
+            if value is not None:
+                parts[key].append(value)
+
     if attack.startswith("CA"):
         ca = CandidateAttack(model, gallery, direction, eps=eps, alpha=alpha, steps=steps)
         per_call = min(batch_size, max(1, gallery.chunk_budget // (size * len(gallery))))
 
-        def ca_batch(s: int) -> tuple[Tensor, Tensor]:
+        def ca_batch(s: int) -> tuple[Tensor | None, ...]:
             a, p = anchors[s : s + per_call], partners[s : s + per_call]
-            res = ca.run(inputs[a], query_embeddings=gallery.embeddings[p])
-            return res.rank_before, res.rank_after
+            return record(inputs[a], ca.run(inputs[a], query_embeddings=gallery.embeddings[p]))
 
-        for b, af in map_batches(ca_batch, range(0, samples, per_call), device=device):
-            before.append(b)
-            after.append(af)
+        for rec in map_batches(ca_batch, range(0, samples, per_call), device=device):
+            keep(rec)
     else:
         qa = QueryAttack(
             model, gallery, direction, eps=eps, alpha=alpha, steps=steps, xi=xi, sp_size=sp_size
         )
 
-        def qa_batch(s: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        def qa_batch(s: int) -> tuple[Tensor | None, ...]:
             a, p = anchors[s : s + batch_size], partners[s : s + batch_size]
-            res = qa.run(inputs[a], candidate_indices=p, query_indices=a)
-            return res.rank_before, res.rank_after, res.sp_rank_before, res.sp_rank_after
+            return record(inputs[a], qa.run(inputs[a], candidate_indices=p, query_indices=a))
 
-        for b, af, spb, spa in map_batches(qa_batch, range(0, samples, batch_size), device=device):
-            before.append(b)
-            after.append(af)
-            if spb is not None and spa is not None:
-                sp_before.append(spb)
-                sp_after.append(spa)
-    mean, ci = confidence_interval(100.0 * torch.cat(after))
-    sp_mean = sp_ci = sp_b = None
-    if sp_after:
-        sp_mean, sp_ci = confidence_interval(100.0 * torch.cat(sp_after))
-        sp_b = 100.0 * float(torch.cat(sp_before).double().mean())
-    return CellResult(
+        for rec in map_batches(qa_batch, range(0, samples, batch_size), device=device):
+            keep(rec)
+
+    def cat(key: str) -> Tensor | None:
+        return torch.cat(parts[key]).detach().cpu() if parts[key] else None
+
+    linf, l2 = cat("linf"), cat("l2")
+    assert linf is not None and l2 is not None
+    return CellSamples(
         attack=attack,
         eps=eps,
         size=size,
-        samples=samples,
         seed=seed,
-        mean=mean,
-        ci=ci,
-        before=100.0 * float(torch.cat(before).double().mean()),
-        sp_mean=sp_mean,
-        sp_ci=sp_ci,
-        sp_before=sp_b,
-        seconds=time.perf_counter() - start,
+        anchors=sample.anchors.cpu(),
+        partners=sample.partners.cpu(),
+        rank_before=cat("before"),
+        rank_after=cat("after"),
+        sp_rank_before=cat("sp_before"),
+        sp_rank_after=cat("sp_after"),
+        linf=linf,
+        l2=l2,
+        adversarial=cat("adv"),
         params=_params(attack, top_fraction, xi, sp_size, alpha, steps),
+        seconds=time.perf_counter() - start,
     )
 
 
@@ -273,10 +340,33 @@ def run_shift_cell(
 ) -> CellResult:
     """Mean maximum embedding shift ``d(f(x + r), f(x))`` over T inputs (paper Fig. 2).
 
-    Runs :class:`~rankattack.MaxShiftAttack` (the adversary of Eq. 13) on T inputs drawn
-    without replacement from ``inputs``; its random start is drawn from torch's global
-    generators seeded by ``cell_seed(seed, "shift", eps, 0)`` (and restored afterwards).
+    Runs [MaxShiftAttack][rankattack.attacks.maxshiftattack.MaxShiftAttack] (the adversary
+    of Eq. 13) on T inputs drawn without replacement from ``inputs``; its random start is
+    drawn from torch's global generators seeded by ``cell_seed(seed, "shift", eps, 0)``
+    (and restored afterwards).
     """
+    kept = run_shift_cell_samples(
+        model, inputs, eps, samples=samples, seed=seed, batch_size=batch_size,
+        metric=metric, alpha=alpha, steps=steps,
+    )  # fmt: skip
+    return summarize(kept)
+
+
+def run_shift_cell_samples(
+    model: Callable[[Tensor], Tensor],
+    inputs: Tensor,
+    eps: float,
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+    batch_size: int = 250,
+    metric: str = "cosine",
+    alpha: float | None = None,
+    steps: int | None = None,
+    adversarial: bool = False,
+) -> CellSamples:
+    """The T maximum-shift attacks of [run_shift_cell][rankattack.evaluation.cells.run_shift_cell],
+    each kept."""
     eps = check_real(eps, "eps", low=0.0)
     samples = check_int(samples, "samples", low=1)
     seed = check_int(seed, "seed")
@@ -288,26 +378,72 @@ def run_shift_cell(
     anchors = sample_anchors(inputs.shape[0], samples, generator).to(inputs.device)
     atk = MaxShiftAttack(model, eps=eps, alpha=alpha, steps=steps, metric=metric)
 
-    def shift_batch(s: int) -> Tensor:
-        return atk.run(inputs[anchors[s : s + batch_size]]).shift
+    def shift_batch(s: int) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        clean = inputs[anchors[s : s + batch_size]]
+        res = atk.run(clean)
+        linf, l2 = _norms(res.adversarial, clean)
+        return res.shift, linf, l2, res.adversarial.detach().cpu() if adversarial else None
 
     def skip(s: int) -> None:  # the start MaxShiftAttack draws, for another rank's batch
         n = min(batch_size, samples - s)
         torch.rand((n, *inputs.shape[1:]), device=inputs.device, dtype=inputs.dtype)
 
+    shifts, linfs, l2s, advs = [], [], [], []
     with _seeded(cseed, inputs.device):
         starts = range(0, samples, batch_size)
-        shifts = list(map_batches(shift_batch, starts, skip=skip, device=inputs.device))
-    mean, ci = confidence_interval(torch.cat(shifts))
-    return CellResult(
+        for shift, linf, l2, adv in map_batches(
+            shift_batch, starts, skip=skip, device=inputs.device
+        ):
+            shifts.append(shift)
+            linfs.append(linf)
+            l2s.append(l2)
+            if adv is not None:
+                advs.append(adv)
+    return CellSamples(
         attack=SHIFT,
         eps=eps,
         size=0,
-        samples=samples,
         seed=seed,
+        anchors=anchors.cpu(),
+        partners=None,
+        rank_before=None,
+        rank_after=None,
+        shift=torch.cat(shifts).detach().cpu(),
+        linf=torch.cat(linfs).detach().cpu(),
+        l2=torch.cat(l2s).detach().cpu(),
+        adversarial=torch.cat(advs) if advs else None,
+        params={"alpha": alpha, "steps": steps, "metric": metric},
+        seconds=time.perf_counter() - start,
+    )
+
+
+def summarize(cell: CellSamples) -> CellResult:
+    """The cell's summary: mean rank after (percent) with its 95% interval, and the rest.
+
+    For a "shift" cell the mean is the mean embedding shift.
+    """
+    if not isinstance(cell, CellSamples):
+        raise TypeError(f"cell must be a CellSamples, got {type(cell).__name__}")
+    common: dict[str, Any] = {
+        "attack": cell.attack, "eps": cell.eps, "size": cell.size, "samples": cell.samples,
+        "seed": cell.seed, "seconds": cell.seconds, "params": dict(cell.params),
+    }  # fmt: skip
+    if cell.attack == SHIFT:
+        assert cell.shift is not None
+        mean, ci = confidence_interval(cell.shift)
+        return CellResult(mean=mean, ci=ci, before=0.0, **common)
+    assert cell.rank_before is not None and cell.rank_after is not None
+    mean, ci = confidence_interval(100.0 * cell.rank_after.double())
+    sp_mean = sp_ci = sp_before = None
+    if cell.sp_rank_after is not None and cell.sp_rank_before is not None:
+        sp_mean, sp_ci = confidence_interval(100.0 * cell.sp_rank_after.double())
+        sp_before = 100.0 * float(cell.sp_rank_before.double().mean())
+    return CellResult(
         mean=mean,
         ci=ci,
-        before=0.0,
-        seconds=time.perf_counter() - start,
-        params={"alpha": alpha, "steps": steps, "metric": metric},
+        before=100.0 * float(cell.rank_before.double().mean()),
+        sp_mean=sp_mean,
+        sp_ci=sp_ci,
+        sp_before=sp_before,
+        **common,
     )

@@ -2,8 +2,9 @@
 
 Zhou et al., "Adversarial Ranking Attack and Defense" (ECCV 2020), Fig. 1 and the
 appendix figures: a query's top-k list before and after one CA or QA with w = m = 1,
-on the first (query, candidate) pair the protocol's cell draws.
-:func:`rankattack.plots.plot_ranking_example` draws it.
+on the first (query, candidate) pair the protocol's cell draws. Positions in the list are
+raw counts (0 = top) out of ``gallery_size`` items.
+[rankattack.plots.plot_ranking_example][] draws it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ class RankingExample:
         listed items strictly closer, the query's own copy not listed), before and after.
     labels_before, labels_after : Tensor or None
         ``[k]`` labels of the listed items.
+    query_index : int or None
+        Gallery index of the query.
+    query_label, candidate_label : int or None
+        Labels of the query and of the chosen candidate.
+    sp_indices : Tensor or None
+        ``[G]`` gallery indices of ``C_SP``, the query's G nearest items the SP term keeps
+        in place (QA only, Eq. 12).
+    gallery_size : int or None
+        ``|X|``: positions run from 0 to ``|X| - 2`` (the query's own copy not listed).
+    seed : int or None
+        The protocol seed the pair was drawn with.
     """
 
     attack: str
@@ -70,6 +82,12 @@ class RankingExample:
     target_rank_after: int
     labels_before: Tensor | None = None
     labels_after: Tensor | None = None
+    query_index: int | None = None
+    query_label: int | None = None
+    candidate_label: int | None = None
+    sp_indices: Tensor | None = None
+    gallery_size: int | None = None
+    seed: int | None = None
 
 
 def ranking_example(
@@ -85,7 +103,7 @@ def ranking_example(
 ) -> RankingExample:
     """Attack one sampled (query, candidate) pair with w = m = 1 and record its ranking list.
 
-    The pair is the first one :func:`~rankattack.evaluation.sampling.sample_cell` draws for
+    The pair is the first one [sample_cell][rankattack.evaluation.sampling.sample_cell] draws for
     ``cell_seed(seed, attack, eps, 1)``, i.e. the first attack of the protocol's cell.
     """
     attack = check_choice(attack, "attack", ATTACKS)
@@ -104,6 +122,7 @@ def ranking_example(
     dist = gallery.distance
     emb = gallery.embeddings
     labels = gallery.labels
+    sp_idx: Tensor | None = None
     if attack.startswith("CA"):
         q_idx, c_idx = int(partner[0, 0]), int(anchor[0])
         ca = CandidateAttack(model, gallery, direction, eps=eps)
@@ -121,6 +140,10 @@ def ranking_example(
         res = qa.run(inputs[anchor], candidate_indices=partner, query_indices=anchor)
         adv = res.adversarial
         adv_emb = qa.embed(adv)
+        if qa.sp_size > 0:
+            sp_idx = qa.semantic_set(
+                qa.embed(inputs[anchor]), emb[partner], partner, anchor.unsqueeze(1)
+            )[0]
         d_before = dist.pairwise(dist.prepare(emb[q_idx : q_idx + 1]), gallery.prepared)[0]
         d_after = dist.pairwise(dist.prepare(adv_emb), gallery.prepared)[0]
         clean = query = inputs[q_idx]
@@ -150,4 +173,10 @@ def ranking_example(
         target_rank_after=rank_a,
         labels_before=None if labels is None else labels[before_idx].cpu(),
         labels_after=None if labels is None else labels[after_idx].cpu(),
+        query_index=q_idx,
+        query_label=None if labels is None else int(labels[q_idx]),
+        candidate_label=None if labels is None else int(labels[c_idx]),
+        sp_indices=None if sp_idx is None else sp_idx.cpu(),
+        gallery_size=len(gallery),
+        seed=seed,
     )

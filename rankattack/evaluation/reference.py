@@ -3,7 +3,8 @@
 Zhou et al., "Adversarial Ranking Attack and Defense" (ECCV 2020): the eps and w / m of
 its MNIST and Fashion-MNIST tables, and the transcription of its tables in
 ``paper_tables.json`` beside this module (package data), read by
-:func:`load_paper_table` for printing the published rows beside ours.
+[load_paper_table][rankattack.evaluation.reference.load_paper_table] for printing the published rows
+beside ours.
 """
 
 from __future__ import annotations

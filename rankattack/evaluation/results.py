@@ -1,10 +1,14 @@
 """The results of one model's evaluation and their outputs: the paper's table, CSV, JSON.
 
-:class:`EvaluationResult` holds the cells of one evaluation with the model's R@1; it is
-read back from a results log or a JSON summary and written as CSV or JSON.
-:func:`format_table` renders it in the layout of the paper's Tables 1-3 (Zhou et al.,
-ECCV 2020), optionally with the published rows of :class:`PaperTable` interleaved. The
-two live together because :meth:`EvaluationResult.table` is :func:`format_table`.
+[EvaluationResult][rankattack.evaluation.results.EvaluationResult] holds the cells of one evaluation
+with the model's R@1, R@k and mAP and the embedding spread; it is read back from a results log or a
+JSON summary and written as CSV or JSON. Every figure it holds is in percent (mean normalized ranks,
+R@k, mAP), except the embedding shift and spread, which are distances.
+[format_table][rankattack.evaluation.results.format_table] renders it in the layout of the paper's
+Tables 1-3 (Zhou et al., ECCV 2020), optionally with the published rows of
+[PaperTable][rankattack.evaluation.results.PaperTable] interleaved. The two live together because
+[EvaluationResult.table][rankattack.evaluation.results.EvaluationResult.table] is
+[format_table][rankattack.evaluation.results.format_table].
 """
 
 from __future__ import annotations
@@ -25,12 +29,30 @@ __all__ = ["EvaluationResult", "format_table"]
 
 @dataclass
 class EvaluationResult:
-    """All cells of one model's evaluation, with R@1 and descriptive metadata."""
+    """All cells of one model's evaluation, with its retrieval quality and metadata.
+
+    Attributes
+    ----------
+    cells : list of CellResult
+    recall_at_1 : float or None
+        R@1 in percent.
+    name : str
+    meta : dict
+        Gallery size, dimension, metric and the rest of the results log's meta record.
+    retrieval : dict
+        ``{"R@1": ..., "R@2": ..., "R@4": ..., "R@8": ..., "mAP": ...}`` in percent (empty
+        when unknown, e.g. read from an older results file).
+    spread : float or None
+        The embedding spread: median distance between two gallery items
+        ([embedding_spread][rankattack.evaluation.statistics.embedding_spread]).
+    """
 
     cells: list[CellResult]
     recall_at_1: float | None = None
     name: str = "model"
     meta: dict[str, Any] = field(default_factory=dict)
+    retrieval: dict[str, float] = field(default_factory=dict)
+    spread: float | None = None
 
     def get(self, attack: str, eps: float, size: int) -> CellResult | None:
         """The cell of ``attack`` at ``eps`` with w / m = ``size`` (``size=0`` for shift)."""
@@ -42,6 +64,17 @@ class EvaluationResult:
     def shift(self, eps: float) -> CellResult | None:
         """The maximum-embedding-shift cell at ``eps``."""
         return self.get(SHIFT, eps, 0)
+
+    def relative_shift(self, eps: float) -> float | None:
+        """The mean maximum embedding shift at ``eps`` divided by the embedding spread.
+
+        Comparable across models whose embedding spaces differ in size: a model whose
+        embeddings all crowd together has a small raw shift and a small spread.
+        """
+        cell = self.shift(eps)
+        if cell is None or not self.spread:
+            return None
+        return cell.mean / self.spread
 
     @property
     def eps(self) -> list[float]:
@@ -62,7 +95,7 @@ class EvaluationResult:
         return out
 
     def save_csv(self, path: str | Path) -> Path:
-        """Write :meth:`rows` as CSV."""
+        """Write [rows][rankattack.evaluation.results.EvaluationResult.rows] as CSV."""
         import csv
 
         rows = self.rows()
@@ -81,6 +114,9 @@ class EvaluationResult:
         return {
             "name": self.name,
             "recall_at_1": self.recall_at_1,
+            "retrieval": self.retrieval,
+            "spread": self.spread,
+            "units": "ranks, R@k and mAP in percent; shift and spread are distances",
             "meta": self.meta,
             "cells": [c.to_dict() for c in self.cells],
         }
@@ -99,11 +135,14 @@ class EvaluationResult:
             raise FileNotFoundError(f"no results file at {path}")
         if path.suffix == ".json":
             data = json.loads(path.read_text())
+            meta = data.get("meta", {})
             return cls(
                 cells=[CellResult.from_dict(c) for c in data["cells"]],
                 recall_at_1=data.get("recall_at_1"),
                 name=data.get("name", path.stem),
-                meta=data.get("meta", {}),
+                meta=meta,
+                retrieval=data.get("retrieval") or meta.get("retrieval") or {},
+                spread=data.get("spread", meta.get("spread")),
             )
         meta, cells = ResultsLog(path).read()
         meta = meta or {}
@@ -112,10 +151,13 @@ class EvaluationResult:
             recall_at_1=meta.get("recall_at_1"),
             name=meta.get("name", path.stem),
             meta=meta,
+            retrieval=meta.get("retrieval") or {},
+            spread=meta.get("spread"),
         )
 
     def table(self, paper: PaperTable | None = None, markdown: bool = False) -> str:
-        """The table in the paper's layout; see :func:`format_table`."""
+        """The table in the paper's layout; see
+        [format_table][rankattack.evaluation.results.format_table]."""
         return format_table(self, paper=paper, markdown=markdown)
 
 
@@ -136,9 +178,11 @@ def format_table(
 
     Rows are eps; columns are CA+, CA-, QA+, QA- for each w / m. Each entry is the mean
     normalized rank in percent with the half-width of its 95% interval; with ``paper``,
-    a row of the published numbers follows each eps. Below: the mean rank of ``C_SP``
-    during QA (the second number of the paper's Table 10) and the maximum embedding
-    shift per eps (Fig. 2). Missing cells show "-".
+    a row of the published numbers follows each eps. The title gives R@1 (beside the
+    paper's with ``paper``), R@k and mAP, all in percent. Below: the mean rank of
+    ``C_SP`` during QA (the second number of the paper's Table 10) and the maximum
+    embedding shift per eps (Fig. 2), raw and divided by the embedding spread. Missing
+    cells show "-".
     """
     if not isinstance(result, EvaluationResult):
         raise TypeError(f"result must be an EvaluationResult, got {type(result).__name__}")
@@ -155,6 +199,9 @@ def format_table(
     if paper is not None and paper.recall_at_1 is not None:
         r1 += f" (paper {paper.recall_at_1:.1f}%)"
     title += f"; R@1 = {r1}"
+    extra = [f"{k} = {v:.1f}%" for k, v in result.retrieval.items() if k != "R@1"]
+    if extra:
+        title += ", " + ", ".join(extra)
 
     def ours(attack: str, e: float, s: int) -> str:
         c = result.get(attack, e, s)
@@ -190,20 +237,25 @@ def format_table(
             ["Mean rank of C_SP (%) during SP-QA"], ["eps", *sp_head], sp_body, markdown
         )
     shift_body = []
+    spread = result.spread
     for e in eps_list:
         c = result.shift(e)
         if c is not None:
             ci = "" if math.isnan(c.ci) else f"±{c.ci:.4f}"
             mean = 0.0 if abs(c.mean) < 5e-5 else c.mean  # no "-0.0000" at eps = 0
-            shift_body.append([f"{e:g}", f"{mean:.4f}{ci}", str(c.samples)])
+            row = [f"{e:g}", f"{mean:.4f}{ci}"]
+            if spread:
+                rel_ci = "" if math.isnan(c.ci) else f"±{c.ci / spread:.3f}"
+                row.append(f"{mean / spread:.3f}{rel_ci}")
+            shift_body.append([*row, str(c.samples)])
     if shift_body:
         lines.append("")
-        lines += _render(
-            ["Maximum embedding shift d(f(x+r), f(x)) (Eq. 13 adversary)"],
-            ["eps", "mean shift ± 95% CI", "T"],
-            shift_body,
-            markdown,
-        )
+        head = ["eps", "mean shift ± 95% CI"]
+        title_shift = "Maximum embedding shift d(f(x+r), f(x)) (Eq. 13 adversary)"
+        if spread:
+            head.append("shift / spread")
+            title_shift += f"; embedding spread (median distance of two items) = {spread:.4f}"
+        lines += _render([title_shift], [*head, "T"], shift_body, markdown)
     return "\n".join(lines)
 
 

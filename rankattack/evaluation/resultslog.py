@@ -2,8 +2,8 @@
 
 One ``meta`` record (model name, gallery size, dimension, metric, R@1), then one line
 per finished cell, appended and flushed as the cell ends. A rerun of
-:func:`rankattack.evaluation.evaluate` with the same file skips the cells already there
-(matched on :attr:`rankattack.evaluation.cells.CellResult.key`), so an interrupted run
+[rankattack.evaluation.evaluate][] with the same file skips the cells already there
+(matched on [rankattack.evaluation.cells.CellResult.key][]), so an interrupted run
 resumes and ends with the table an uninterrupted run gives.
 """
 

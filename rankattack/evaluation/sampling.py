@@ -11,9 +11,9 @@ the m candidates C of a QA):
 - QA-: the m candidates are drawn from ``{c in X | R(q, c) <= 1%}``, the query's top-1%.
 
 The anchor itself is never one of its partners, and the partners of one attack are
-distinct. All draws come from a ``torch.Generator`` seeded per cell by :func:`cell_seed`,
-so a cell's samples depend only on ``(seed, attack, eps, size)``: a resumed run draws
-exactly what an uninterrupted one would.
+distinct. All draws come from a ``torch.Generator`` seeded per cell by
+[cell_seed][rankattack.evaluation.sampling.cell_seed], so a cell's samples depend only on
+``(seed, attack, eps, size)``: a resumed run draws exactly what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -146,9 +146,10 @@ def sample_top(
 ) -> Tensor:
     """``[T, size]`` distinct indices drawn uniformly from each anchor's top neighbours.
 
-    The pool is ``{x in X \\ {a} | R(a, x) <= top_fraction}`` (:func:`top_pool_size`
-    items, nearest to the anchor's embedding, the anchor's own index excluded): the
-    queries of CA- and the candidates of QA- (paper Sec. 4).
+    The pool is ``{x in X \\ {a} | R(a, x) <= top_fraction}``
+    ([top_pool_size][rankattack.evaluation.sampling.top_pool_size] items, nearest to the anchor's
+    embedding, the anchor's own index excluded): the queries of CA- and the candidates of QA- (paper
+    Sec. 4).
     """
     if not isinstance(gallery, Gallery):
         raise TypeError(f"gallery must be a rankattack.Gallery, got {type(gallery).__name__}")
@@ -181,7 +182,7 @@ def sample_cell(
     samples : int
         T, the number of attacks.
     generator : torch.Generator
-        CPU generator (seed it with :func:`cell_seed`).
+        CPU generator (seed it with [cell_seed][rankattack.evaluation.sampling.cell_seed]).
     top_fraction : float, default 0.01
         The neighbourhood of CA- / QA- (top-1% in the paper).
 

@@ -1,28 +1,29 @@
 """Ranking objectives: *what* an attack optimizes (paper Eq. 4, 7, 9, 11, 12, 13).
 
-One objective per module, each a :class:`RankingObjective` mapping the embeddings of the
-perturbed inputs ``[N, D]`` to a per-sample loss ``[N]`` that the PGD engine minimizes:
+One objective per module, each a [RankingObjective][rankattack.objectives.RankingObjective] mapping
+the embeddings of the perturbed inputs ``[N, D]`` to a per-sample loss ``[N]`` that the PGD engine
+minimizes:
 
-- :mod:`~rankattack.objectives.base`: the interface, :data:`DIRECTIONS` and the shared
+- ``base``: the interface, ``DIRECTIONS`` and the shared
   helpers;
-- :mod:`~rankattack.objectives.candidate`: :class:`CandidateObjective`, CA+ / CA-
+- ``candidate``: [CandidateObjective][rankattack.objectives.CandidateObjective], CA+ / CA-
   (Eq. 4 / 7);
-- :mod:`~rankattack.objectives.query`: :class:`QueryObjective`, QA+ / QA- with the
+- ``query``: [QueryObjective][rankattack.objectives.QueryObjective], QA+ / QA- with the
   Semantics-Preserving term (Eq. 11 / 9 / 12);
-- :mod:`~rankattack.objectives.maxshift`: :class:`MaxShiftObjective`, the maximum
+- ``maxshift``: [MaxShiftObjective][rankattack.objectives.MaxShiftObjective], the maximum
   embedding shift (Eq. 13);
-- :mod:`~rankattack.objectives.targetdistance`: :class:`TargetDistanceObjective`, the
+- ``targetdistance``: [TargetDistanceObjective][rankattack.objectives.TargetDistanceObjective], the
   distance to one fixed target per input (the targeted mismatch and greedy top-1
   misranking attacks);
-- :mod:`~rankattack.objectives.learningtomisrank`: :class:`LearningToMisrankObjective`,
-  the learning-to-misrank hinge between the farthest other-class item and the nearest
-  same-class item;
-- :mod:`~rankattack.objectives.order`: :class:`OrderObjective`, the Order Attack's
-  pairwise hinges on a wanted order (AdvOrder, ICCV 2021) and :func:`order_agreement`,
-  its short-range ranking correlation;
-- :mod:`~rankattack.objectives.sortedhinge`: the sorted-distance hinge sums behind the
+- ``learningtomisrank``:
+  [LearningToMisrankObjective][rankattack.objectives.LearningToMisrankObjective], the
+  learning-to-misrank hinge between the farthest other-class item and the nearest same-class item;
+- ``order``: [OrderObjective][rankattack.objectives.OrderObjective], the Order Attack's
+  pairwise hinges on a wanted order (AdvOrder, ICCV 2021) and ``order_agreement``, its
+  short-range ranking correlation;
+- ``sortedhinge``: the sorted-distance hinge sums behind the
   Candidate Attack's fast path;
-- :mod:`~rankattack.objectives.labelextremes`: nearest / farthest gallery items within
+- [labelextremes][rankattack.objectives.labelextremes]: nearest / farthest gallery items within
   label-defined subsets, blockwise (the misranking attacks' target selection).
 """
 

@@ -4,7 +4,7 @@ An objective is bound to the fixed side of an attack (the gallery, the queries o
 candidate attack, the candidates of a query attack, or the clean embeddings of a
 maximum-shift attack) and maps the embeddings of the perturbed inputs ``[N, D]`` to a
 per-sample loss ``[N]`` that the optimizer *minimizes*. Objectives hold no optimizer;
-:class:`rankattack.pgd.LinfPGD` runs any of them.
+[rankattack.pgd.LinfPGD][] runs any of them.
 
 Every hinge sum is averaged over ``|X|`` and over the w queries (CA) or m candidates
 (QA), so the Semantics-Preserving weight xi has the paper's meaning.
@@ -28,9 +28,9 @@ DIRECTIONS = ("raise", "lower")
 class RankingObjective(ABC):
     """Base class of attack objectives: embeddings ``[N, D]`` -> loss ``[N]`` (minimized).
 
-    Subclass it and implement :meth:`__call__` to attack with a new criterion; the PGD
-    engine only needs the per-sample loss. Set :attr:`dim` to have the engine check the
-    model's embedding dimension.
+    Subclass it and implement [__call__][rankattack.objectives.base.RankingObjective.__call__] to
+    attack with a new criterion; the PGD engine only needs the per-sample loss. Set
+    [dim][rankattack.gallery.Gallery.dim] to have the engine check the model's embedding dimension.
 
     Examples
     --------
@@ -60,6 +60,6 @@ class RankingObjective(ABC):
 
 
 def direction_sign(direction: str) -> float:
-    """Validate ``direction`` (one of :data:`DIRECTIONS`); +1 for "raise", -1 for "lower"."""
+    """Validate ``direction`` (one of ``DIRECTIONS``); +1 for "raise", -1 for "lower"."""
     check_choice(direction, "direction", DIRECTIONS)
     return 1.0 if direction == "raise" else -1.0

@@ -2,10 +2,10 @@
 
 The misranking attacks select their targets by class: LTM the farthest item of another
 class and the nearest of the query's own (at every PGD step), GTM the nearest item of a
-class other than that of the query's top-1 (once). :func:`label_extremes` finds them in
-gallery blocks within the gallery's ``chunk_budget``, one distance block per pass shared
-by every requested extreme, without gradient (the objectives recompute the distance to
-the chosen items with gradient).
+class other than that of the query's top-1 (once).
+[label_extremes][rankattack.objectives.labelextremes.label_extremes] finds them in gallery blocks
+within the gallery's ``chunk_budget``, one distance block per pass shared by every requested
+extreme, without gradient (the objectives recompute the distance to the chosen items with gradient).
 """
 
 from __future__ import annotations

@@ -30,7 +30,8 @@ class QueryObjective(RankingObjective):
         Weight of the Semantics-Preserving term (0 disables it).
     sp_embeddings : Tensor, optional
         ``[N, G, D]`` raw embeddings of ``C_SP``, the query's G nearest gallery items
-        outside C (see :meth:`rankattack.QueryAttack.semantic_set`).
+        outside C (see
+        [rankattack.QueryAttack.semantic_set][rankattack.attacks.queryattack.QueryAttack.semantic_set]).
     """
 
     def __init__(

@@ -1,26 +1,28 @@
 """Training ranking models, vanilla or defended, with atomic checkpoints and exact resume.
 
-:func:`train` samples class-balanced batches (P classes x K images), mines one triplet
-``(q, c_p, c_n)`` per image inside each batch (:func:`batch_triplets`, or robrank's SPC-2
-and soft-hard miners), and minimizes a ranking loss (:mod:`rankattack.losses`) with Adam,
-optionally under one of the defenses of :mod:`rankattack.defenses` (EST, the paper's
-embedding-shift defense, Eq. 13; ACT; HM; or the less stable Appendix H alternatives).
-After every epoch it writes ``checkpoint.pt`` (model and optimizer state, the config, the
-history, every random-number state and the defense's state) atomically, so
-an interrupted run resumes where it stopped and ends with the weights an uninterrupted
-run would have produced.
+[train][rankattack.training.train] samples class-balanced batches (P classes x K images), mines one
+triplet ``(q, c_p, c_n)`` per image inside each batch
+([batch_triplets][rankattack.training.batch_triplets], or robrank's SPC-2 and soft-hard miners), and
+minimizes a ranking loss ([rankattack.losses][]) with Adam, optionally under one of the defenses of
+[rankattack.defenses][] (EST, the paper's embedding-shift defense, Eq. 13; ACT; HM; or the less
+stable Appendix H alternatives). After every epoch it writes ``checkpoint.pt`` (model and optimizer
+state, the config, the history, every random-number state and the defense's state) atomically, so an
+interrupted run resumes where it stopped and ends with the weights an uninterrupted run would have
+produced.
 
 The package's modules:
 
-* :mod:`~rankattack.training.config`: :class:`TrainConfig` (what determines a run) and
-  :class:`TrainResult` (what it returns);
-* :mod:`~rankattack.training.samplers`: :class:`ClassBalancedSampler` (the batches) and
-  :func:`batch_triplets` (the in-batch triplet miner);
-* :mod:`~rankattack.training.loop`: :func:`train` (the epoch loop), :func:`train_step`
-  (one vanilla or defended optimizer step), :func:`make_defense` (the config's defense) and
-  :func:`build_adversary`;
-* :mod:`~rankattack.training.checkpoints`: atomic checkpoint writes, random-number
-  states, resume checks and :func:`load_checkpoint`.
+* [config][rankattack.training.config]: [TrainConfig][rankattack.training.TrainConfig] (what
+  determines a run) and [TrainResult][rankattack.training.TrainResult] (what it returns);
+* [samplers][rankattack.training.samplers]:
+  [ClassBalancedSampler][rankattack.training.ClassBalancedSampler] (the batches) and
+  [batch_triplets][rankattack.training.batch_triplets] (the in-batch triplet miner);
+* [loop][rankattack.training.loop]: [train][rankattack.training.train] (the epoch loop),
+  [train_step][rankattack.training.train_step] (one vanilla or defended optimizer step),
+  [make_defense][rankattack.training.make_defense] (the config's defense) and
+  [build_adversary][rankattack.training.build_adversary];
+* [checkpoints][rankattack.training.checkpoints]: atomic checkpoint writes, random-number
+  states, resume checks and [load_checkpoint][rankattack.training.load_checkpoint].
 
 Examples
 --------

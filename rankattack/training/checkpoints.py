@@ -1,12 +1,18 @@
 """Training checkpoints: atomic writes, random-number states, exact resume, safe reading.
 
-After every epoch :func:`~rankattack.training.train` writes ``checkpoint.pt``
-(:data:`CHECKPOINT_NAME`) atomically: the model and optimizer state, the config, the
+After every epoch [train][rankattack.training.train] writes ``checkpoint.pt``
+(``CHECKPOINT_NAME``) atomically: the model and optimizer state, the config, the
 history, a signature of the training data, every random-number state and the state the
 defense carries between steps (the gradual adversary's previous loss of HM). A run that
 finds it resumes where it stopped (when the config and data match) and ends with the
-weights an uninterrupted run would have produced. :func:`load_checkpoint` rebuilds the
-trained model.
+weights an uninterrupted run would have produced.
+[load_checkpoint][rankattack.training.checkpoints.load_checkpoint] rebuilds the trained model.
+
+A checkpoint also records the dataset the model was trained on (its name, files, image size,
+normalization and train/test split: [DatasetSpec][rankattack.data.spec.DatasetSpec]) when the
+training runs inside [record_dataset][rankattack.training.checkpoints.record_dataset];
+[checkpoint_dataset][rankattack.training.checkpoints.checkpoint_dataset] reads it back, so that an
+evaluation finds the same test part again. Checkpoints written without it still load.
 
 Checkpoints are read with torch's safe loader (``weights_only=True``: tensors and plain
 Python values only); a file it cannot read, or that is not a rankattack checkpoint, is
@@ -15,9 +21,12 @@ reported with a one-line ``ValueError`` naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +38,14 @@ from rankattack.defenses import Defense
 from rankattack.models import build_model
 from rankattack.training.config import TrainConfig
 
-__all__ = ["CHECKPOINT_NAME", "load_checkpoint"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "ResumeMismatchError",
+    "checkpoint_dataset",
+    "load_checkpoint",
+    "record_dataset",
+    "write_dataset_record",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +56,66 @@ _FORMAT_VERSION = 1
 
 #: Config fields that may differ between a checkpoint and the run resuming it.
 _RESUMABLE_CHANGES = ("epochs", "device")
+
+#: The dataset record the checkpoints written now carry (set by
+#: [record_dataset][rankattack.training.checkpoints.record_dataset]).
+_DATASET: ContextVar[dict[str, Any] | None] = ContextVar("rankattack_dataset", default=None)
+
+
+class ResumeMismatchError(ValueError):
+    """A checkpoint cannot be resumed: it was made with another config or other data.
+
+    Attributes
+    ----------
+    path : Path
+        The checkpoint.
+    reason : str
+        What differs, e.g. ``"a different config (lr: 0.001 -> 0.01)"``.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"the checkpoint {path} was made with {reason}; use another out_dir or "
+            f"resume=False to start over"
+        )
+
+
+@contextlib.contextmanager
+def record_dataset(record: Any) -> Iterator[None]:
+    """Checkpoints written inside the block record the dataset the model is trained on.
+
+    Parameters
+    ----------
+    record : DatasetSpec or mapping
+        A [DatasetSpec][rankattack.data.spec.DatasetSpec] (or its ``to_dict()``): the data's
+        name, files, image size, normalization and train/test split.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rankattack.data import DatasetSpec
+    >>> from rankattack.training import TrainConfig, train
+    >>> from rankattack.training.checkpoints import checkpoint_dataset, record_dataset
+    >>> spec = DatasetSpec("digits", image_size=8, train_size=64, test_size=20)
+    >>> data = spec.load()
+    >>> cfg = TrainConfig(embedding_dim=8, epochs=1, batch_size=32)
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> with record_dataset(spec.loaded(data)):
+    ...     _ = train(cfg, data.train_x, data.train_y, out_dir=out, progress=False)
+    >>> checkpoint_dataset(out)["name"]
+    'digits'
+    """
+    as_dict = record.to_dict() if hasattr(record, "to_dict") else record
+    if not isinstance(as_dict, Mapping):
+        raise TypeError(f"record must be a DatasetSpec or a mapping, got {type(record).__name__}")
+    token = _DATASET.set(dict(as_dict))
+    try:
+        yield
+    finally:
+        _DATASET.reset(token)
 
 
 def _checkpoint_file(path: str | os.PathLike[str]) -> Path:
@@ -127,6 +203,9 @@ def _save_checkpoint(
     }
     if partial is not None:
         state["partial"] = partial
+    dataset = _DATASET.get()
+    if dataset is not None:
+        state["dataset"] = dataset
     _save_atomic(state, path)
 
 
@@ -138,10 +217,7 @@ def _check_resumable(saved: TrainConfig, config: TrainConfig, path: Path) -> Non
         if f.name not in _RESUMABLE_CHANGES and old[f.name] != new[f.name]
     ]
     if diff:
-        raise ValueError(
-            f"the checkpoint {path} was made with a different config ({'; '.join(diff)}); "
-            f"use another out_dir or resume=False to start over"
-        )
+        raise ResumeMismatchError(path, f"a different config ({'; '.join(diff)})")
 
 
 def _resume(
@@ -165,10 +241,7 @@ def _resume(
     data = _read_checkpoint(path, map_location=device)
     _check_resumable(TrainConfig.from_dict(data["config"]), config, path)
     if data["data"] != signature:
-        raise ValueError(
-            f"the checkpoint {path} was trained on other data ({data['data']}, now "
-            f"{signature}); use another out_dir or resume=False"
-        )
+        raise ResumeMismatchError(path, f"other data ({data['data']}, now {signature})")
     model.load_state_dict(data["model"])
     optimizer.load_state_dict(data["optimizer"])
     defense.load_state_dict(data.get("defense", {}))
@@ -192,19 +265,20 @@ def _resume(
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: Any = None
 ) -> tuple[nn.Module, TrainConfig]:
-    """Rebuild the model a :func:`~rankattack.training.train` checkpoint holds.
+    """Rebuild the model a [train][rankattack.training.train] checkpoint holds.
 
     Parameters
     ----------
     path : str or PathLike
         The ``checkpoint.pt`` file or the ``out_dir`` holding it.
     map_location : optional
-        As in :func:`torch.load`; a device moves the model there.
+        As in ``torch.load``; a device moves the model there.
 
     Returns
     -------
     (model, config)
-        The model in eval mode and the :class:`TrainConfig` that trained it.
+        The model in eval mode and the [TrainConfig][rankattack.training.checkpoints.TrainConfig]
+        that trained it.
 
     Raises
     ------
@@ -221,3 +295,35 @@ def load_checkpoint(
     if isinstance(map_location, str | torch.device):
         model.to(map_location)
     return model.eval(), config
+
+
+def checkpoint_dataset(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The dataset record of a checkpoint, or ``None`` for one written without it.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``checkpoint.pt`` file or the ``out_dir`` holding it.
+
+    Returns
+    -------
+    dict or None
+        The ``to_dict()`` of the [DatasetSpec][rankattack.data.spec.DatasetSpec] the model
+        was trained on (rebuild it with ``DatasetSpec.from_dict``), or ``None`` when the
+        checkpoint does not record one (training outside
+        [record_dataset][rankattack.training.checkpoints.record_dataset], or a checkpoint of an
+        earlier version).
+    """
+    data = _read_checkpoint(_checkpoint_file(path), map_location="cpu")
+    record = data.get("dataset")
+    return dict(record) if isinstance(record, Mapping) else None
+
+
+def write_dataset_record(path: str | os.PathLike[str], record: Any) -> None:
+    """Add (or replace) the dataset record of an existing checkpoint, atomically."""
+    file = _checkpoint_file(path)
+    data = _read_checkpoint(file, map_location="cpu")
+    as_dict = record.to_dict() if hasattr(record, "to_dict") else dict(record)
+    if data.get("dataset") != as_dict:
+        data["dataset"] = as_dict
+        _save_atomic(data, file)

@@ -1,17 +1,17 @@
 """The training loop: epochs of class-balanced batches, one defended optimizer step each.
 
-:func:`train` samples class-balanced batches (P classes x K images,
-:class:`~rankattack.training.samplers.ClassBalancedSampler`), mines one triplet
+[train][rankattack.training.loop.train] samples class-balanced batches (P classes x K images,
+[ClassBalancedSampler][rankattack.training.samplers.ClassBalancedSampler]), mines one triplet
 ``(q, c_p, c_n)`` per image inside each batch
-(:func:`~rankattack.training.samplers.batch_triplets`, or the miner the config names), and
-minimizes a ranking loss (:mod:`rankattack.losses`) with Adam, optionally under one of the
-defenses of :mod:`rankattack.defenses` (:func:`make_defense` builds the config's defense,
-:func:`train_step` takes one step). After every epoch, and every
-``checkpoint_seconds`` inside a long epoch, it checkpoints the run
-(:mod:`rankattack.training.checkpoints`), so an interrupted run resumes where it stopped.
+([batch_triplets][rankattack.training.samplers.batch_triplets], or the miner the config names), and
+minimizes a ranking loss ([rankattack.losses][]) with Adam, optionally under one of the
+defenses of [rankattack.defenses][] ([make_defense][rankattack.training.loop.make_defense] builds
+the config's defense, [train_step][rankattack.training.loop.train_step] takes one step). After every
+epoch, and every ``checkpoint_seconds`` inside a long epoch, it checkpoints the run
+([rankattack.training.checkpoints][]), so an interrupted run resumes where it stopped.
 With ``config.recipe="eccv2020"`` the batches come as triplets instead
-(:class:`~rankattack.training.samplers.PerClassTripletSampler`): each step embeds the images
-the triplets use, once each, and trains on those triplets.
+([PerClassTripletSampler][rankattack.training.samplers.PerClassTripletSampler]): each step
+embeds the images the triplets use, once each, and trains on those triplets.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def train(
     -----
     The run is deterministic for a given seed and device: the weights are initialized,
     the batches sampled and the adversary's noise drawn from RNGs seeded by
-    ``config.seed`` inside :func:`torch.random.fork_rng` (the caller's global RNG state
+    ``config.seed`` inside ``torch.random.fork_rng`` (the caller's global RNG state
     is left untouched), and their states are checkpointed, so resuming reproduces an
     uninterrupted run bit for bit.
     """
@@ -301,9 +301,10 @@ def _batch_images(batch: Tensor, device: torch.device) -> tuple[Tensor, Triplets
 
 
 def make_defense(config: TrainConfig, generator: torch.Generator | None = None) -> Defense:
-    """The defense ``config`` trains with (a :class:`~rankattack.defenses.VanillaDefense`
+    """The defense ``config`` trains with (a [VanillaDefense][rankattack.defenses.VanillaDefense]
     without one): its ranking loss, its miner (drawing from ``generator``) and its adversary's
-    settings (:attr:`TrainConfig.pgd_eps`, ``pgd_alpha``, ``pgd_steps``)."""
+    settings ([TrainConfig.pgd_eps][rankattack.training.config.TrainConfig.pgd_eps], ``pgd_alpha``,
+    ``pgd_steps``)."""
     kwargs: dict[str, Any] = {
         "metric": config.metric,
         "margin": config.margin,
@@ -318,8 +319,9 @@ def make_defense(config: TrainConfig, generator: torch.Generator | None = None) 
 def build_adversary(config: TrainConfig, model: nn.Module) -> MaxShiftAttack | LinfPGD | None:
     """The adversary of ``config.defense`` bound to ``model`` (``None`` for vanilla).
 
-    A :class:`~rankattack.MaxShiftAttack` for "est" and "shift-suppress", a
-    :class:`~rankattack.LinfPGD` for the others (for :func:`train_step` with a defense name).
+    A [MaxShiftAttack][rankattack.MaxShiftAttack] for "est" and "shift-suppress", a
+    [LinfPGD][rankattack.LinfPGD] for the others (for
+    [train_step][rankattack.training.loop.train_step] with a defense name).
     """
     if config.defense is None:
         return None
@@ -351,18 +353,18 @@ def train_step(
         In train mode.
     loss_fn : callable
         Ranking loss on embeddings ``(anchors, positives, negatives) -> scalar`` (unused
-        when ``defense`` is a :class:`~rankattack.defenses.Defense`, which has its own).
+        when ``defense`` is a [Defense][rankattack.defenses.Defense], which has its own).
     optimizer : torch.optim.Optimizer
     inputs : Tensor
         ``[B, *S]`` batch on the model's device.
     triplets : (Tensor, Tensor, Tensor) or None
-        Indices ``[M]`` into the batch (:func:`batch_triplets`); ``None`` with a
-        :class:`~rankattack.defenses.Defense` and ``labels``: its miner picks them.
+        Indices ``[M]`` into the batch ([batch_triplets][rankattack.training.batch_triplets]);
+        ``None`` with a [Defense][rankattack.defenses.Defense] and ``labels``: its miner picks them.
     defense : Defense, or {None, "est", "embedding-shift", "madry", "shift-suppress"}
-        A defense object (e.g. :func:`make_defense`), or the name of a stateless defense
-        with its ``adversary``.
+        A defense object (e.g. [make_defense][rankattack.training.loop.make_defense]), or the name
+        of a stateless defense with its ``adversary``.
     adversary : MaxShiftAttack or LinfPGD, optional
-        Required by a defense name (:func:`build_adversary`).
+        Required by a defense name ([build_adversary][rankattack.training.loop.build_adversary]).
     metric : str
         The loss's distance (used by "madry").
     labels : Tensor, optional

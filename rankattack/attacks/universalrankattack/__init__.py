@@ -1,13 +1,15 @@
 """The universal (image-agnostic) ranking attack (paper Sec. 5.2, Eq. 14) and its evaluation.
 
-- :mod:`~rankattack.attacks.universalrankattack.attack`: :class:`UniversalRankAttack`,
+- ``attack``: [UniversalRankAttack][rankattack.attacks.universalrankattack.UniversalRankAttack],
   fitting one perturbation for every input (Eq. 14) and ranking with it;
-- :mod:`~rankattack.attacks.universalrankattack.perturbation`: the perturbation as a
+- ``perturbation``: the perturbation as a
   value: its eps-ball, adding it to inputs, its file format;
-- :mod:`~rankattack.attacks.universalrankattack.result`: :class:`UniversalResult` and
-  :class:`SeenUnseenResult`;
-- :mod:`~rankattack.attacks.universalrankattack.seenunseen`:
-  :func:`evaluate_seen_unseen`, the paper's seen / unseen protocol (Tables 6, 13, 14).
+- [result][rankattack.attacks.universalrankattack.result]:
+  [UniversalResult][rankattack.attacks.universalrankattack.UniversalResult] and
+  [SeenUnseenResult][rankattack.attacks.universalrankattack.SeenUnseenResult];
+- [seenunseen][rankattack.attacks.universalrankattack.seenunseen]:
+  [evaluate_seen_unseen][rankattack.attacks.universalrankattack.evaluate_seen_unseen], the paper's
+  seen / unseen protocol (Tables 6, 13, 14).
 """
 
 from __future__ import annotations

@@ -56,8 +56,8 @@ class UniversalRankAttack(RankingAttack):
 
     and with ``target="query"`` to queries (I-QA+, I-QA-, with the optional SP term of
     Eq. 12). The per-input losses are the core objectives
-    (:class:`~rankattack.objectives.CandidateObjective`,
-    :class:`~rankattack.objectives.QueryObjective`) evaluated on ``clip(c + r, 0, 1)``
+    ([CandidateObjective][rankattack.objectives.CandidateObjective],
+    [QueryObjective][rankattack.objectives.QueryObjective]) evaluated on ``clip(c + r, 0, 1)``
     with a shared r; a shared query set Q is the special case of identical rows.
 
     Each PGD step takes the sign of the gradient summed over *all* fitting inputs
@@ -73,14 +73,16 @@ class UniversalRankAttack(RankingAttack):
     target : {"candidate", "query"}, default "candidate"
         What r is added to: candidates (I-CA) or queries (I-QA).
     direction : {"raise", "lower"}, default "raise"
-        Raise (I-CA+, I-QA+) or lower (I-CA-, I-QA-) the chosen targets' ranks.
+        Raise (I-CA+, I-QA+) or lower (I-CA-, I-QA-) the chosen targets' ranks. Every attack
+        defaults to the variant the paper defines first for it (here I-CA+, Eq. 14); see
+        [rankattack.attacks.base][].
     eps : float, default 0.3
         L-inf radius of r.
     alpha : float, default 2/255
         Step size (the reference uses 2/255 at eps = 0.3). ``None``: the per-sample
-        schedule of :func:`rankattack.pgd.default_alpha`.
+        schedule of [rankattack.pgd.default_alpha][].
     steps : int, default 100
-        PGD steps over the whole fitting set. ``None``: :func:`rankattack.pgd.default_steps`.
+        PGD steps over the whole fitting set. ``None``: [rankattack.pgd.default_steps][].
     batch_size : int, default 256
         Inputs per forward/backward pass while fitting and evaluating.
     xi : float, default 0.0
@@ -157,7 +159,8 @@ class UniversalRankAttack(RankingAttack):
     # the perturbation ------------------------------------------------------------------
     @property
     def perturbation(self) -> Tensor | None:
-        """The fitted (or loaded) perturbation ``[*S]``, or ``None`` before :meth:`fit`."""
+        """The fitted (or loaded) perturbation ``[*S]``, or ``None`` before
+        [fit][rankattack.attacks.universalrankattack.attack.UniversalRankAttack.fit]."""
         return self._perturbation
 
     @perturbation.setter
@@ -174,12 +177,14 @@ class UniversalRankAttack(RankingAttack):
         return add_perturbation(self._fitted(), x)
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Save the perturbation and the attack's parameters with :func:`torch.save`."""
+        """Save the perturbation and the attack's parameters with ``torch.save``."""
         r = self._fitted()
         save_perturbation(path, r, {k: v for k, v in self._params().items() if k != "gallery"})
 
     def load(self, path: str | os.PathLike[str]) -> Tensor:
-        """Load a perturbation saved by :meth:`save` into this attack and return it.
+        """Load a perturbation saved by
+        [save][rankattack.attacks.universalrankattack.attack.UniversalRankAttack.save] into this
+        attack and return it.
 
         Raises ``ValueError`` if it was fitted for another target or direction, or leaves
         this attack's eps-ball.
@@ -272,7 +277,8 @@ class UniversalRankAttack(RankingAttack):
         Returns
         -------
         Tensor
-            The perturbation ``[*S]`` (also kept as :attr:`perturbation`).
+            The perturbation ``[*S]`` (also kept as
+            [perturbation][rankattack.attacks.universalrankattack.attack.UniversalRankAttack.perturbation]).
         """
         targets = self._targets(
             inputs, queries, query_embeddings, candidate_indices, candidates, query_indices
@@ -338,10 +344,11 @@ class UniversalRankAttack(RankingAttack):
     ) -> UniversalResult:
         """Ranks of each input's targets before and after adding the perturbation.
 
-        Arguments as in :meth:`fit`. ``top_fraction`` selects the inputs the means are
-        taken over (``rank_before < top_fraction``); ``None`` is the paper's rule (Sec.
-        5.2): the top 1% for ``direction="lower"``, every input for "raise". A value
-        ``>= 1`` counts every input.
+        Arguments as in
+        [fit][rankattack.attacks.universalrankattack.attack.UniversalRankAttack.fit].
+        ``top_fraction`` selects the inputs the means are taken over
+        (``rank_before < top_fraction``); ``None`` is the paper's rule (Sec. 5.2): the top 1% for
+        ``direction="lower"``, every input for "raise". A value ``>= 1`` counts every input.
         """
         r = self._fitted()
         if top_fraction is None:

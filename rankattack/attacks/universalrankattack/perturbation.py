@@ -53,14 +53,14 @@ def add_perturbation(r: Tensor, x: Tensor) -> Tensor:
 
 
 def save_perturbation(path: str | os.PathLike[str], r: Tensor, params: Mapping[str, Any]) -> None:
-    """Save ``r`` and the parameters it was fitted with (:func:`torch.save`)."""
+    """Save ``r`` and the parameters it was fitted with (``torch.save``)."""
     torch.save({"format": FORMAT, "perturbation": r.cpu(), "params": dict(params)}, path)
 
 
 def load_perturbation(
     path: str | os.PathLike[str], expected: Mapping[str, Any]
 ) -> tuple[Tensor, dict[str, Any]]:
-    """Load what :func:`save_perturbation` wrote: the perturbation (on the CPU) and its params.
+    """Load what ``save_perturbation`` wrote: the perturbation (on the CPU) and its params.
 
     Raises ``ValueError`` if ``path`` holds no universal perturbation, or one fitted with
     other values of the ``expected`` parameters.

@@ -13,7 +13,8 @@ __all__ = ["SeenUnseenResult", "UniversalResult"]
 
 @dataclass(frozen=True)
 class UniversalResult(AttackResult):
-    """Ranks before and after adding a universal perturbation (an :class:`AttackResult`).
+    """Ranks before and after adding a universal perturbation (an
+    [AttackResult][rankattack.attacks.universalrankattack.result.AttackResult]).
 
     Attributes
     ----------
@@ -47,7 +48,9 @@ class UniversalResult(AttackResult):
 
 @dataclass(frozen=True)
 class SeenUnseenResult:
-    """Outcome of :func:`evaluate_seen_unseen` (one cell pair of paper Tables 6, 13, 14)."""
+    """Outcome of
+    [evaluate_seen_unseen][rankattack.attacks.universalrankattack.evaluate_seen_unseen] (one cell
+    pair of paper Tables 6, 13, 14)."""
 
     perturbation: Tensor
     seen: UniversalResult

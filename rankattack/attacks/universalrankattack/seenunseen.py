@@ -16,7 +16,8 @@ from rankattack.attacks.universalrankattack.result import SeenUnseenResult
 
 __all__ = ["evaluate_seen_unseen"]
 
-#: The keyword arguments naming an input's targets in :meth:`UniversalRankAttack.fit`.
+#: The keyword arguments naming an input's targets in
+#: [UniversalRankAttack.fit][rankattack.attacks.universalrankattack.UniversalRankAttack.fit].
 _TARGET_ARGS = ("queries", "query_embeddings", "candidate_indices", "candidates", "query_indices")
 
 
@@ -35,15 +36,17 @@ def evaluate_seen_unseen(
     ----------
     attack : UniversalRankAttack
     seen, unseen : mapping
-        Keyword arguments of :meth:`UniversalRankAttack.fit`: ``inputs`` and the targets
-        (``queries`` / ``query_embeddings`` for candidate targets, ``candidate_indices``
-        / ``candidates`` and optional ``query_indices`` for query targets). The two
-        sets should be disjoint, as in the paper (two non-overlapping 5% samples of X).
+        Keyword arguments of
+        [UniversalRankAttack.fit][rankattack.attacks.universalrankattack.UniversalRankAttack.fit]:
+        ``inputs`` and the targets (``queries`` / ``query_embeddings`` for candidate targets,
+        ``candidate_indices`` / ``candidates`` and optional ``query_indices`` for query targets).
+        The two sets should be disjoint, as in the paper (two non-overlapping 5% samples of X).
     fit : bool
         Fit on ``seen`` first; ``False`` evaluates the attack's current perturbation.
     top_fraction : float, optional
-        See :meth:`UniversalRankAttack.evaluate` (default: the paper's top-1% rule for
-        the "lower" attacks).
+        See
+        [UniversalRankAttack.evaluate][rankattack.attacks.universalrankattack.UniversalRankAttack.evaluate]
+        (default: the paper's top-1% rule for the "lower" attacks).
     progress : bool
         Progress bar while fitting.
     """

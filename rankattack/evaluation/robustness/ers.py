@@ -75,7 +75,8 @@ def ers(raw: Mapping[str, float], metric: str = "cosine") -> float | None:
     ----------
     raw : mapping
         ``{"CA+", "CA-", "QA+", "QA-", "TMA", "ESD", "ESR", "LTM", "GTM", "GTT"} -> float``
-        in the units of :func:`normalize` (percent, cosine, distance).
+        in the units of [normalize][rankattack.evaluation.robustness.ers.normalize] (percent,
+        cosine, distance).
     metric : {"cosine", "normalized-euclidean", "euclidean"}
         The model's distance; ERS is ``None`` for "euclidean" (ESD is unbounded).
 

@@ -34,12 +34,12 @@ class Chunk:
     Attributes
     ----------
     attack : str
-        One of :data:`~rankattack.evaluation.robustness.profiles.ATTACKS`.
+        One of ``ATTACKS``.
     start, stop : int
         Positions among the T queries.
     before, after : dict
         ``{raw number: [value per query]}`` before and after the attack, in the units of
-        :func:`~rankattack.evaluation.robustness.ers.normalize`.
+        [normalize][rankattack.evaluation.robustness.ers.normalize].
     seconds : float
         Wall time of the chunk.
     """

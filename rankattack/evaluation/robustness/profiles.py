@@ -1,12 +1,11 @@
 """The benchmark's settings: its nine attacks, ten raw numbers and the named profiles.
 
-A :class:`RobustnessProfile` fixes the L-inf PGD budget every attack of the suite runs
-with (eps, step size, iterations) and which attacks run. The two named profiles are
-robrank's (Zhou et al., "Adversarial Attack and Defense in Deep Ranking", T-PAMI 2024;
-``robrank/cmdline.py``, ``Swipe.profile_rob28`` and ``profile_rob224``): ``rob28`` for
-28x28 inputs (eps = 77/255) and ``rob224`` for 224x224 inputs (eps = 8/255), both with
-steps of 3/255 and 32 iterations. A custom profile is a :func:`dataclasses.replace` of
-one of them.
+A [RobustnessProfile][rankattack.evaluation.robustness.profiles.RobustnessProfile] fixes the L-inf
+PGD budget every attack of the suite runs with (eps, step size, iterations) and which attacks run.
+The two named profiles are robrank's (Zhou et al., "Adversarial Attack and Defense in Deep Ranking",
+T-PAMI 2024; ``robrank/cmdline.py``, ``Swipe.profile_rob28`` and ``profile_rob224``): ``rob28`` for
+28x28 inputs (eps = 77/255) and ``rob224`` for 224x224 inputs (eps = 8/255), both with steps of
+3/255 and 32 iterations. A custom profile is a ``dataclasses.replace`` of one of them.
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ class RobustnessProfile:
     steps : int
         PGD iterations, ``>= 0`` (0 measures the clean model).
     attacks : sequence of str, default all nine
-        A subset of :data:`ATTACKS`; stored as a tuple in :data:`ATTACKS` order. ERS
+        A subset of ``ATTACKS``; stored as a tuple in ``ATTACKS`` order. ERS
         needs all nine.
 
     Examples
@@ -85,7 +84,7 @@ class RobustnessProfile:
 
     @property
     def raw_keys(self) -> tuple[str, ...]:
-        """The raw numbers this profile's attacks yield, in :data:`RAW_KEYS` order."""
+        """The raw numbers this profile's attacks yield, in ``RAW_KEYS`` order."""
         return tuple(k for a in self.attacks for k in OUTPUTS[a])
 
     @property
@@ -94,7 +93,9 @@ class RobustnessProfile:
         return self.attacks == ATTACKS
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable dict (:meth:`from_dict` reads it back)."""
+        """A JSON-serializable dict
+        ([from_dict][rankattack.evaluation.robustness.profiles.RobustnessProfile.from_dict] reads it
+        back)."""
         return {
             "name": self.name,
             "eps": self.eps,
@@ -105,7 +106,8 @@ class RobustnessProfile:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RobustnessProfile:
-        """Rebuild a profile from :meth:`to_dict` output."""
+        """Rebuild a profile from
+        [to_dict][rankattack.evaluation.robustness.profiles.RobustnessProfile.to_dict] output."""
         return cls(
             name=data["name"],
             eps=data["eps"],
@@ -123,7 +125,8 @@ PROFILES: dict[str, RobustnessProfile] = {
 
 
 def get_profile(profile: str | RobustnessProfile) -> RobustnessProfile:
-    """A profile given by name (a key of :data:`PROFILES`) or as a :class:`RobustnessProfile`."""
+    """A profile given by name (a key of ``PROFILES``) or as a
+    [RobustnessProfile][rankattack.evaluation.robustness.profiles.RobustnessProfile]."""
     if isinstance(profile, RobustnessProfile):
         return profile
     if isinstance(profile, str):

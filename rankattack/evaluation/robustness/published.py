@@ -1,12 +1,13 @@
 """robrank's published robustness numbers, to print beside ours when the setting matches.
 
-``robrank_fashion.json`` (package data beside :mod:`rankattack.evaluation`) transcribes
+``robrank_fashion.json`` (package data beside [rankattack.evaluation][]) transcribes
 robrank's Fashion-MNIST table (cdluminate/robrank, ``doc/dmltab-fashion.txt`` lines
 36-55): its C2F2 network trained with the triplet loss under the three metrics (C:
 cosine, N: normalized Euclidean, E: Euclidean) without defense, with EST (embedding
 shift) and with ACT (anti-collapse triplet), attacked with the ``rob28`` profile. The
-file publishes no ERS; :attr:`PublishedRow.ers` computes it from the raw numbers with
-:func:`~rankattack.evaluation.robustness.ers.ers`.
+file publishes no ERS;
+[PublishedRow.ers][rankattack.evaluation.robustness.published.PublishedRow.ers] computes it from the
+raw numbers with [ers][rankattack.evaluation.robustness.ers.ers].
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class PublishedRow:
     recall_at_1, mean_average_precision : float
         Clean R@1 and mAP in percent.
     raw : dict
-        The ten raw numbers (:data:`~rankattack.evaluation.robustness.profiles.RAW_KEYS`).
+        The ten raw numbers (``RAW_KEYS``).
     source : str
         Repository, commit, file and line.
     """
@@ -67,7 +68,7 @@ class PublishedRow:
 
     @property
     def ers(self) -> float | None:
-        """ERS computed from :attr:`raw` (not published); ``None`` for the E rows."""
+        """ERS computed from ``raw`` (not published); ``None`` for the E rows."""
         return ers(self.raw, self.metric)
 
     @property
@@ -78,7 +79,9 @@ class PublishedRow:
         return f"robrank {self.model.upper()} {self.loss} {letter}{defense}"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serializable dict, with :attr:`label` and the computed ERS."""
+        """A JSON-serializable dict, with
+        [label][rankattack.evaluation.robustness.published.PublishedRow.label] and the computed
+        ERS."""
         return {
             "label": self.label,
             "config": self.config,
@@ -148,7 +151,7 @@ def find_published(
     """The published row of exactly this setting, or ``None``.
 
     ``defense`` is a robrank tag ("none", "est", "act") or one of this library's defense
-    names (:data:`DEFENSE_TAGS`); ``dataset`` is compared case-insensitively with "_"
+    names (``DEFENSE_TAGS``); ``dataset`` is compared case-insensitively with "_"
     read as "-".
     """
     tag = DEFENSE_TAGS.get(defense)

@@ -1,10 +1,11 @@
-"""The benchmark's result for one model (:class:`RobustnessReport`) and its tables.
+"""The benchmark's result for one model
+([RobustnessReport][rankattack.evaluation.robustness.report.RobustnessReport]) and its tables.
 
 A report holds the ten raw numbers, their ERS terms and ERS, each with the half-width
 of its 95% Student-t interval over the T queries, and the clean R@1 and mAP (over the
-whole test set, exact). :func:`robustness_table` puts several models side by side, each
-optionally beside a published row
-(:class:`~rankattack.evaluation.robustness.published.PublishedRow`).
+whole test set, exact). [robustness_table][rankattack.evaluation.robustness.report.robustness_table]
+puts several models side by side, each optionally beside a published row
+([PublishedRow][rankattack.evaluation.robustness.published.PublishedRow]).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class RobustnessReport:
     before : dict
         The same numbers on the clean queries.
     scores, scores_ci : dict
-        The ERS terms (:func:`~rankattack.evaluation.robustness.ers.normalize`) and their
+        The ERS terms ([normalize][rankattack.evaluation.robustness.ers.normalize]) and their
         half-widths; ``None`` for ESD under "euclidean".
     ers, ers_ci : float or None
         ERS and its half-width (from the per-query ERS values); ``None`` when a term is
@@ -170,7 +171,8 @@ class RobustnessReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RobustnessReport:
-        """Rebuild a report from :meth:`to_dict` output."""
+        """Rebuild a report from
+        [to_dict][rankattack.evaluation.robustness.report.RobustnessReport.to_dict] output."""
         scores_ci = {
             k: (None if data["scores"].get(k) is None else _none_to_nan(v))
             for k, v in data["scores_ci"].items()
@@ -296,7 +298,7 @@ def robustness_table(
         One column per model.
     published : sequence of PublishedRow or None, optional
         One entry per report: a published row to print in a column right after that
-        model's (its ERS computed by :func:`~rankattack.evaluation.robustness.ers.ers`
+        model's (its ERS computed by [ers][rankattack.evaluation.robustness.ers.ers]
         and marked so), or ``None``.
     markdown : bool
         A Markdown table instead of aligned plain text.

@@ -1,4 +1,5 @@
-"""Run the suite on one model: :func:`robustness_report`.
+"""Run the suite on one model:
+[robustness_report][rankattack.evaluation.robustness.runner.robustness_report].
 
 The test set X is the gallery (its clean embeddings under the model's distance) and the
 pool of queries: every item, or a seeded subset of T of them. Each of the nine attacks
@@ -8,9 +9,9 @@ runs once on each of the T queries (robrank: Zhou et al., T-PAMI 2024; its ``rob
 - CA+ / CA- (w = 1): the query is the candidate c, moved up (CA+) or down (CA-) in the
   ranking of one other item drawn uniformly from X (CA+) or from c's nearest 1% (CA-),
   c's own copy excluded; raw number: c's mean normalized rank after the attack, percent
-  (:class:`~rankattack.CandidateAttack`).
+  ([CandidateAttack][rankattack.CandidateAttack]).
 - QA+ / QA- (m = 1): the plain query attack (xi = 0, no semantics-preserving term) on
-  one candidate drawn the same way (:class:`~rankattack.QueryAttack`).
+  one candidate drawn the same way ([QueryAttack][rankattack.QueryAttack]).
 - TMA: the query's embedding is pulled toward a uniformly drawn other item; raw number:
   the mean cosine similarity to it after the attack.
 - ES: the maximum-shift attack; raw numbers ESD, the mean distance ``d(f(x~), f(x))``,
@@ -93,7 +94,7 @@ def draw_targets(attack: str, gallery: Gallery, queries: Tensor, seed: int) -> T
     """``[T, 1]`` gallery indices of each query's target, or ``None`` (no draw).
 
     CA+, QA+ and TMA draw uniformly from X without the query; CA- and QA- from the
-    query's nearest 1% without the query (:mod:`rankattack.evaluation.sampling`).
+    query's nearest 1% without the query ([rankattack.evaluation.sampling][]).
     """
     generator = torch.Generator().manual_seed(_seed(seed, attack))
     if attack in ("CA+", "QA+", "TMA"):
@@ -246,7 +247,7 @@ def robustness_report(
     labels : Tensor
         ``[|X|]`` integer labels (R@1, mAP, ESR, LTM, GTM).
     profile : str or RobustnessProfile, default "rob28"
-        A key of :data:`~rankattack.evaluation.robustness.profiles.PROFILES` or a
+        A key of ``PROFILES`` or a
         profile object (eps, alpha, steps, attacks).
     samples : int, optional
         T: ``None`` attacks every test input (T = |X|, as the papers do); an int in
