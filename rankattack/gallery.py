@@ -189,7 +189,7 @@ class Gallery:
 
     @property
     def distance(self) -> Distance:
-        """The :class:`~rankattack.distances.Distance` object."""
+        """The [Distance][rankattack.distances.Distance] object."""
         return self._distance
 
     @property
@@ -251,7 +251,8 @@ class Gallery:
     def distances(self, query_embeddings: Tensor) -> Tensor:
         """Full ``[M, |X|]`` distance matrix from raw ``query_embeddings`` ``[M, D]``.
 
-        Allocates the whole matrix; prefer :meth:`rank` and :meth:`topk` for large X.
+        Allocates the whole matrix; prefer [rank][rankattack.gallery.Gallery.rank] and
+        [topk][rankattack.gallery.Gallery.topk] for large X.
         """
         q = self._distance.prepare(self.check_embeddings(query_embeddings, "query_embeddings", 2))
         return self.distances_prepared(q)
@@ -298,7 +299,8 @@ class Gallery:
     def count_closer(self, anchors: Tensor, thresholds: Tensor) -> Tensor:
         """``|{x : d(a_i, x) < t_ij}|`` for prepared anchors ``[M, D]`` and ``t`` ``[M, k]``.
 
-        Distances within :attr:`tie_tol` of the threshold count as ties (not closer).
+        Distances within [tie_tol][rankattack.gallery.Gallery.tie_tol] of the threshold count as
+        ties (not closer).
         """
         m, k = thresholds.shape
         counts = torch.zeros(m, k, dtype=torch.long, device=thresholds.device)
@@ -327,8 +329,9 @@ class Gallery:
         exclude_indices : Tensor, optional
             ``[N, e]`` gallery indices to skip for each query (``-1`` entries are ignored).
         exclude_embeddings : Tensor, optional
-            ``[N, e, D]`` raw embeddings; gallery items within :attr:`duplicate_tol` of any
-            of them are skipped (copies of the query or of chosen candidates).
+            ``[N, e, D]`` raw embeddings; gallery items within
+            [duplicate_tol][rankattack.gallery.Gallery.duplicate_tol] of any of them are skipped
+            (copies of the query or of chosen candidates).
 
         Returns
         -------

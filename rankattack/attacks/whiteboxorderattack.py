@@ -18,7 +18,7 @@ from rankattack.objectives import OrderObjective
 
 __all__ = ["ORDER_STREAM", "OrderResult", "WhiteBoxOrderAttack", "random_target_order"]
 
-#: The :class:`~rankattack.keyedrandom.KeyedRandom` stream of the default target permutations.
+#: The [KeyedRandom][rankattack.keyedrandom.KeyedRandom] stream of the default target permutations.
 ORDER_STREAM = 1
 
 
@@ -26,7 +26,7 @@ def random_target_order(top_items: Tensor, seed: int, query_ids: Tensor) -> Tens
     """The default wanted order: each row of ``top_items`` ``[B, k]`` in a random permutation.
 
     Row b is permuted by a permutation drawn from ``(seed, query_ids[b])`` only (see
-    :class:`~rankattack.keyedrandom.KeyedRandom`), so a query gets the same target in any
+    [KeyedRandom][rankattack.keyedrandom.KeyedRandom]), so a query gets the same target in any
     batch; the identity permutation is possible, as in AdvOrder.
     """
     perm = KeyedRandom(seed).permutation(
@@ -76,7 +76,7 @@ class WhiteBoxOrderAttack(RankingAttack):
 
     Perturbs each query within an L-inf ball so that its k chosen items come back in the
     wanted order while staying near the top: PGD on ``L_ReO + xi * L_SP``
-    (:class:`~rankattack.objectives.OrderObjective`).
+    ([OrderObjective][rankattack.objectives.OrderObjective]).
 
     Parameters
     ----------
@@ -159,7 +159,8 @@ class WhiteBoxOrderAttack(RankingAttack):
     def __call__(
         self, queries: Tensor, target_order: Tensor | None = None, query_ids: Tensor | None = None
     ) -> Tensor:
-        """Adversarial queries ``[B, *S]``; see :meth:`run`."""
+        """Adversarial queries ``[B, *S]``; see
+        [run][rankattack.attacks.whiteboxorderattack.WhiteBoxOrderAttack.run]."""
         objective, _, _ = self.objective(queries, target_order, query_ids)
         return self.pgd(self.model, queries, objective)
 

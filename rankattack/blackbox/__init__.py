@@ -1,18 +1,17 @@
 """Black-box ranking attacks: audit a search service that returns only a ranked list.
 
-What the attacker observes is an oracle (:mod:`~rankattack.blackbox.oracle`: a
-:class:`ModelOracle` simulating a service, :class:`HTTPOracle` for a real one), which
-counts every query against a per-query budget. The attacks search with query-based
-optimizers, each in its own module (:mod:`~rankattack.blackbox.spsa`,
-:mod:`~rankattack.blackbox.nes`, :mod:`~rankattack.blackbox.rand`, :mod:`~rankattack.blackbox.pso`,
-:mod:`~rankattack.blackbox.randomsearch`), over a shared driver
-(:mod:`~rankattack.blackbox.search`): the Order Attack
-(:mod:`~rankattack.blackbox.orderattack`, criterion
-:func:`short_range_correlation`), untargeted top-k removal
-(:mod:`~rankattack.blackbox.removal`) and score-based CA / QA
-(:mod:`~rankattack.blackbox.scorebased`). :mod:`~rankattack.blackbox.report`
-summarizes results; :mod:`~rankattack.blackbox.server` serves a model as a search
-service over HTTP.
+What the attacker observes is an oracle ([oracle][rankattack.blackbox.oracle]: a
+[ModelOracle][rankattack.blackbox.ModelOracle] simulating a service,
+[HTTPOracle][rankattack.blackbox.HTTPOracle] for a real one), which counts every query against a
+per-query budget. The attacks search with query-based optimizers, each in its own module
+([spsa][rankattack.blackbox.spsa], [nes][rankattack.blackbox.nes], [rand][rankattack.blackbox.rand],
+[pso][rankattack.blackbox.pso], [randomsearch][rankattack.blackbox.randomsearch]), over a shared
+driver ([search][rankattack.blackbox.search]): the Order Attack
+([orderattack][rankattack.blackbox.orderattack], criterion
+[short_range_correlation][rankattack.blackbox.short_range_correlation]), untargeted top-k removal
+([removal][rankattack.blackbox.removal]) and score-based CA / QA
+([scorebased][rankattack.blackbox.scorebased]). [report][rankattack.blackbox.report] summarizes
+results; [server][rankattack.blackbox.server] serves a model as a search service over HTTP.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""An oracle over HTTP: a real search endpoint behind the :class:`RankingOracle` interface.
+"""An oracle over HTTP: a real search endpoint behind the
+[RankingOracle][rankattack.blackbox.httporacle.RankingOracle] interface.
 
 Only the standard library's client (``urllib``) is used: every request has a timeout,
 failed requests (timeouts, refused connections, 5xx answers) are retried a bounded
 number of times with a short backoff, and an unusable answer (malformed JSON, wrong
-shapes, ids out of range) raises :class:`~rankattack.blackbox.OracleError` at once, so a
+shapes, ids out of range) raises [OracleError][rankattack.blackbox.OracleError] at once, so a
 broken service gives a clear error, never a hang.
 """
 
@@ -35,7 +36,7 @@ class _RetryableError(Exception):
 class HTTPOracle(RankingOracle):
     """A ranking service reached over HTTP (JSON in, JSON out).
 
-    The wire format is described in :mod:`~rankattack.blackbox.protocol`.
+    The wire format is described in [protocol][rankattack.blackbox.protocol].
 
     Parameters
     ----------

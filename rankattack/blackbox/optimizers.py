@@ -1,4 +1,5 @@
-"""Resolve an attack's ``optimizer=`` argument (a name or an :class:`Optimizer`)."""
+"""Resolve an attack's ``optimizer=`` argument (a name or an
+[Optimizer][rankattack.blackbox.optimizers.Optimizer])."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 
 
 def make_optimizer(value: Any, population: int, choices: tuple[str, ...]) -> Optimizer:
-    """An :class:`Optimizer` named among ``choices`` (with ``population``), or as given."""
+    """An [Optimizer][rankattack.blackbox.optimizers.Optimizer] named among ``choices`` (with
+    ``population``), or as given."""
     if isinstance(value, Optimizer):
         return value
     if not isinstance(value, str) or value not in choices:

@@ -1,11 +1,11 @@
 """What a black-box attacker observes: a ranking service that answers queries with ids.
 
-A :class:`RankingOracle` takes query images and returns, for each, the ranked ids of the
-gallery items it retrieves (the top ``top_n``, or the whole list), optionally with their
-distances. It counts every image sent on behalf of each attacked query and refuses to
-go past a per-query budget, before anything is sent. :class:`ModelOracle` simulates a
-service with a model and a :class:`~rankattack.Gallery`;
-:class:`~rankattack.blackbox.HTTPOracle` talks to a real one.
+A [RankingOracle][rankattack.blackbox.oracle.RankingOracle] takes query images and returns, for
+each, the ranked ids of the gallery items it retrieves (the top ``top_n``, or the whole list),
+optionally with their distances. It counts every image sent on behalf of each attacked query and
+refuses to go past a per-query budget, before anything is sent.
+[ModelOracle][rankattack.blackbox.oracle.ModelOracle] simulates a service with a model and a
+[Gallery][rankattack.Gallery]; [HTTPOracle][rankattack.blackbox.HTTPOracle] talks to a real one.
 """
 
 from __future__ import annotations
@@ -52,14 +52,15 @@ class RankingOracle(ABC):
         Also return the distances of the listed items.
     budget : int or None
         Queries allowed per attacked query (``None``: unlimited). A call that would take
-        any query past it raises :class:`BudgetExceededError` and sends nothing.
+        any query past it raises
+        [BudgetExceededError][rankattack.blackbox.oracle.BudgetExceededError] and sends nothing.
 
     Notes
     -----
     Every call takes an optional ``owner`` ``[M]``: the slot (attacked query) each image
     is charged to; by default image i is charged to slot i, so ``oracle(queries)`` charges
-    one query to each of the B slots. :attr:`queries_used` ``[Q]`` holds the counts per
-    slot (grown as needed) and :meth:`reset` clears them; the attacks reset the oracle at
+    one query to each of the B slots. ``queries_used`` ``[Q]`` holds the counts per
+    slot (grown as needed) and ``reset`` clears them; the attacks reset the oracle at
     the start of a run and charge each population to the query it searches for.
     """
 
@@ -74,7 +75,7 @@ class RankingOracle(ABC):
     # ---------------------------------------------------------------------- accounting
     @property
     def queries_used(self) -> Tensor:
-        """``[Q]`` int64 images charged to each slot since the last :meth:`reset` (CPU)."""
+        """``[Q]`` int64 images charged to each slot since the last ``reset`` (CPU)."""
         return self._used.clone()
 
     def reset(self) -> None:
@@ -154,7 +155,7 @@ class RankingOracle(ABC):
     def locate(self, images: Tensor, items: Tensor, owner: Tensor | None = None) -> Tensor:
         """Where ``items`` ``[M, k]`` (gallery ids) appear in the lists of ``images`` ``[M, *S]``.
 
-        One oracle query per image, charged like :meth:`__call__`. Returns ``[M, k]``
+        One oracle query per image, charged like ``__call__``. Returns ``[M, k]``
         int64 0-based positions, -1 where an item is not in the visible list. This is
         all the list-only attacks need; simulated services answer it without sorting
         the whole gallery.
@@ -172,10 +173,10 @@ class RankingOracle(ABC):
     def order_of(self, images: Tensor, items: Tensor, owner: Tensor | None = None) -> Tensor:
         """Where ``items`` ``[M, k]`` stand relative to each other in the lists, and if visible.
 
-        One oracle query per image, charged like :meth:`__call__`. Returns ``[M, k]``
+        One oracle query per image, charged like ``__call__``. Returns ``[M, k]``
         int64: each visible item's rank among the visible items of its row (0 = highest),
-        -1 for items outside the visible list. It is :meth:`locate` reduced to what
-        tau_S needs (:func:`~rankattack.objectives.order_agreement` gives the same value
+        -1 for items outside the visible list. It is ``locate`` reduced to what
+        tau_S needs ([order_agreement][rankattack.objectives.order_agreement] gives the same value
         on either); a simulated service answers it without counting the gallery.
         """
         images = self._check_images(images)

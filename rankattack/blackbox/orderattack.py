@@ -46,9 +46,10 @@ class OrderAttack:
 
     Perturbs each query within an L-inf ball so that k chosen gallery items come back
     in a wanted order, seeing only the ranked ids the oracle returns. The criterion is
-    the short-range ranking correlation tau_S (:func:`short_range_correlation`),
-    maximized by SPSA (default), NES or random sampling (Rand), with early stop once
-    tau_S > ``stop`` and the best input found kept.
+    the short-range ranking correlation tau_S
+    ([short_range_correlation][rankattack.blackbox.short_range_correlation]), maximized by SPSA
+    (default), NES or random sampling (Rand), with early stop once tau_S > ``stop`` and the best
+    input found kept.
 
     Parameters
     ----------
@@ -66,7 +67,7 @@ class OrderAttack:
         Candidates per batched oracle call (ignored when ``optimizer`` is an instance).
     seed : int, default 0
         Seed of the target permutations and of the search noise, which are drawn per
-        query from ``(seed, query id)`` (:class:`~rankattack.keyedrandom.KeyedRandom`):
+        query from ``(seed, query id)`` ([KeyedRandom][rankattack.keyedrandom.KeyedRandom]):
         a query gets the same numbers in any batch.
     stop : float, default 0.99
         Stop a query's search once its tau_S is above this.
@@ -136,7 +137,8 @@ class OrderAttack:
     def __call__(
         self, queries: Tensor, target_order: Tensor | None = None, query_ids: Tensor | None = None
     ) -> Tensor:
-        """Adversarial queries ``[B, *S]``; see :meth:`run`."""
+        """Adversarial queries ``[B, *S]``; see
+        [run][rankattack.blackbox.orderattack.OrderAttack.run]."""
         return self.run(queries, target_order, query_ids).adversarial
 
     def run(

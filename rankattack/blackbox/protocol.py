@@ -1,4 +1,5 @@
-"""The JSON wire format of the search service (what :mod:`server` and :mod:`httporacle` exchange).
+"""The JSON wire format of the search service (what [server][rankattack.blackbox.server] and
+[httporacle][rankattack.blackbox.httporacle] exchange).
 
 Request (``POST /search``)::
 
@@ -39,7 +40,8 @@ def encode_images(images: Tensor) -> dict[str, Any]:
 
 
 def decode_images(payload: Any) -> Tensor:
-    """Inverse of :func:`encode_images`; ``ValueError`` naming what is wrong."""
+    """Inverse of [encode_images][rankattack.blackbox.protocol.encode_images]; ``ValueError`` naming
+    what is wrong."""
     if not isinstance(payload, dict):
         raise ValueError("images must be an object with dtype, shape and data")
     if payload.get("dtype") != "float32":

@@ -38,7 +38,7 @@ def relevance(positions: Tensor, depth: int) -> Tensor:
 
 @dataclass(frozen=True)
 class RemovalResult:
-    """Outcome of :class:`RemovalAttack`.
+    """Outcome of [RemovalAttack][rankattack.blackbox.removal.RemovalAttack].
 
     Attributes
     ----------
@@ -47,7 +47,8 @@ class RemovalResult:
     removed : Tensor
         ``[B, k]`` the clean top-k ids the attack pushes out.
     relevance_before, relevance : Tensor
-        ``[B]`` :func:`relevance` of the clean and the adversarial query (0 = all gone).
+        ``[B]`` [relevance][rankattack.blackbox.removal.relevance] of the clean and the adversarial
+        query (0 = all gone).
     success : Tensor
         ``[B]`` bool: no clean top-k item left in the top ``depth``.
     positions : Tensor
@@ -80,10 +81,10 @@ class RemovalAttack:
 
     Perturbs each query within an L-inf ball so that none of its clean top-k items is
     left in the top ``depth`` of the returned list, minimizing their rank-weighted
-    relevance (:func:`relevance`) with NES (default) or Square-style random search. With
-    a ``surrogate`` model (a transfer prior, as QAIR's), the search starts from a PGD
-    attack on the surrogate that moves the query's surrogate embedding away from the
-    clean one (the maximum-shift objective).
+    relevance ([relevance][rankattack.blackbox.removal.relevance]) with NES (default) or
+    Square-style random search. With a ``surrogate`` model (a transfer prior, as QAIR's), the search
+    starts from a PGD attack on the surrogate that moves the query's surrogate embedding away from
+    the clean one (the maximum-shift objective).
 
     Parameters
     ----------
@@ -162,7 +163,8 @@ class RemovalAttack:
         )
 
     def __call__(self, queries: Tensor, query_ids: Tensor | None = None) -> Tensor:
-        """Adversarial queries ``[B, *S]``; see :meth:`run`."""
+        """Adversarial queries ``[B, *S]``; see
+        [run][rankattack.blackbox.removal.RemovalAttack.run]."""
         return self.run(queries, query_ids).adversarial
 
     def _transfer_start(self, x: Tensor, ids: Tensor) -> Tensor:

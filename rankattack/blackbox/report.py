@@ -1,11 +1,12 @@
 """Black-box results: per-query records, their summary and budget curves.
 
-A run appends :class:`ChunkRecord` lines to a JSON-lines file (:class:`BlackBoxLog`) as
-each chunk of queries finishes; a rerun skips the chunks already there, so a killed run
-resumes and ends with the numbers an uninterrupted run gives (every query's randomness
-is keyed by its id, not by its chunk). :func:`summarize` turns the records of one
-setting (a *cell*) into the reported figures, :func:`summary_table` into a table and
-:func:`plot_budget_curve` draws tau_S against the budget.
+A run appends [ChunkRecord][rankattack.blackbox.report.ChunkRecord] lines to a JSON-lines file
+([BlackBoxLog][rankattack.blackbox.report.BlackBoxLog]) as each chunk of queries finishes; a rerun
+skips the chunks already there, so a killed run resumes and ends with the numbers an uninterrupted
+run gives (every query's randomness is keyed by its id, not by its chunk).
+[summarize][rankattack.blackbox.report.summarize] turns the records of one setting (a *cell*) into
+the reported figures, [summary_table][rankattack.blackbox.report.summary_table] into a table and
+[plot_budget_curve][rankattack.blackbox.report.plot_budget_curve] draws tau_S against the budget.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class ChunkRecord:
 
 
 class BlackBoxLog:
-    """A JSON-lines file: one ``meta`` record, then one :class:`ChunkRecord` per line.
+    """A JSON-lines file: one ``meta`` record, then one
+    [ChunkRecord][rankattack.blackbox.report.ChunkRecord] per line.
 
     A line cut short by a kill is ignored on reading and dropped before the next append.
     """
@@ -161,7 +163,7 @@ def summarize(chunks: Sequence[ChunkRecord], budget: int | None = None) -> dict[
 def summary_table(
     rows: Sequence[dict[str, Any]], markdown: bool = True, score: str = "tau_S"
 ) -> str:
-    """A table of :func:`summarize` outputs (one row per cell).
+    """A table of [summarize][rankattack.blackbox.report.summarize] outputs (one row per cell).
 
     ``score`` names what the records' ``tau`` holds: tau_S (order attacks),
     ``1 - relevance`` (removal) or ``-loss`` (score-based CA / QA).

@@ -7,13 +7,13 @@ Gaussian population, ``sigma = 2 eps`` clipped to the ball, a fixed sign step of
 every step taken). Over a truncated list (``top_n``), sums run over the visible items
 and a missing item's distance is taken as the last visible one (a bound).
 
-- QA (:class:`ScoreQueryAttack`): perturb a query; the chosen candidates' distances and
-  the list's distances come from the query's answer.
-- CA (:class:`ScoreCandidateAttack`): perturb a candidate image. The w queries are
-  gallery items whose images the attacker holds: their clean answers (one look-up each,
-  charged to the candidate) give ``d(q, x)``; sending the perturbed candidate as a query
-  gives ``d(c, q)`` (the distance is symmetric), read at q's position in its list. The
-  rank reported is the one the perturbed candidate would have in q's list.
+- QA ([ScoreQueryAttack][rankattack.blackbox.scorebased.ScoreQueryAttack]): perturb a query; the
+  chosen candidates' distances and the list's distances come from the query's answer.
+- CA ([ScoreCandidateAttack][rankattack.blackbox.scorebased.ScoreCandidateAttack]): perturb a
+  candidate image. The w queries are gallery items whose images the attacker holds: their clean
+  answers (one look-up each, charged to the candidate) give ``d(q, x)``; sending the perturbed
+  candidate as a query gives ``d(c, q)`` (the distance is symmetric), read at q's position in its
+  list. The rank reported is the one the perturbed candidate would have in q's list.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ class ScoreQueryAttack(_ScoreAttack):
 
     def __call__(self, queries: Tensor, candidate_indices: Tensor | None = None,
                  query_ids: Tensor | None = None) -> Tensor:  # fmt: skip
-        """Adversarial queries ``[B, *S]``; see :meth:`run`."""
+        """Adversarial queries ``[B, *S]``; see ``run``."""
         return self.run(queries, candidate_indices, query_ids).adversarial
 
     def run(
@@ -306,7 +306,7 @@ class ScoreCandidateAttack(_ScoreAttack):
     w : int, default 1
         Queries per candidate.
     eps, budget, population, lr, goal, seed
-        As :class:`ScoreQueryAttack`.
+        As [ScoreQueryAttack][rankattack.blackbox.scorebased.ScoreQueryAttack].
     """
 
     def __init__(

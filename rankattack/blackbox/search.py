@@ -1,12 +1,12 @@
 """What every query-based search shares: budget, batched scoring, best so far, early stop.
 
-An optimizer (:mod:`~rankattack.blackbox.spsa`, :mod:`~rankattack.blackbox.nes`,
-:mod:`~rankattack.blackbox.rand`, :mod:`~rankattack.blackbox.randomsearch`) proposes
-candidates for the queries still searching; :class:`SearchProblem` scores a whole
-population in one batched oracle call, keeps each query's best input and score (higher
-is better) and retires a query once its score passes the stop threshold. Queries that
-are still searching have all spent the same number of queries, so the remaining budget
-is one host-side integer.
+An optimizer ([spsa][rankattack.blackbox.spsa], [nes][rankattack.blackbox.nes],
+[rand][rankattack.blackbox.rand], [randomsearch][rankattack.blackbox.randomsearch]) proposes
+candidates for the queries still searching;
+[SearchProblem][rankattack.blackbox.search.SearchProblem] scores a whole population in one batched
+oracle call, keeps each query's best input and score (higher is better) and retires a query once its
+score passes the stop threshold. Queries that are still searching have all spent the same number of
+queries, so the remaining budget is one host-side integer.
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ class SearchProblem:
 
 
 class Optimizer(ABC):
-    """A query-based search strategy over a :class:`SearchProblem` (maximizes the score).
+    """A query-based search strategy over a
+    [SearchProblem][rankattack.blackbox.search.SearchProblem] (maximizes the score).
 
     Parameters
     ----------

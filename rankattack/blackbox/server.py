@@ -1,11 +1,11 @@
 """A small search service: a model and a gallery answering ranked-list queries over HTTP.
 
-Built on the standard library's :class:`http.server.ThreadingHTTPServer`: the service is
+Built on the standard library's ``http.server.ThreadingHTTPServer``: the service is
 a demo and test fixture for audits (one JSON endpoint, bound to the loopback address by
 default), so a web framework would add a dependency and nothing it needs; the standard
 library's server is maintained with Python itself and present on every machine. Model
 calls are serialized by a lock (a torch model is not assumed thread-safe); each request
-is bounded in size. See :mod:`~rankattack.blackbox.protocol` for the wire format.
+is bounded in size. See [protocol][rankattack.blackbox.protocol] for the wire format.
 """
 
 from __future__ import annotations

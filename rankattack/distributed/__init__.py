@@ -5,19 +5,19 @@ the numbers of one process:
 
 - **Sharded evaluation** (``torchrun --nproc_per_node=N -m rankattack evaluate ...``, also
   ``robustness``): the batches of T attacks of each cell are split across ranks in turn
-  (:func:`map_batches`), every batch computed as one process computes it; rank 0 alone
-  reads and writes the results file (:func:`main_process_log`), so a killed job resumes
-  from it.
+  ([map_batches][rankattack.distributed.map_batches]), every batch computed as one process computes
+  it; rank 0 alone reads and writes the results file
+  ([main_process_log][rankattack.distributed.main_process_log]), so a killed job resumes from it.
 - **DDP training** (``torchrun ... -m rankattack train ...``): every rank draws the same
-  global batch; each forwards its share (:class:`ShardedForward`) and
-  DistributedDataParallel sums the gradients (:class:`DistributedDefense`); rank 0 writes
-  the checkpoints.
-- **Sharded gallery** (:class:`ShardedGallery`): the candidate set's rows split across
-  ranks, ranks, top-k and hinge sums combined with ``[B, k]`` collectives.
+  global batch; each forwards its share ([ShardedForward][rankattack.distributed.ShardedForward])
+  and DistributedDataParallel sums the gradients
+  ([DistributedDefense][rankattack.distributed.DistributedDefense]); rank 0 writes the checkpoints.
+- **Sharded gallery** ([ShardedGallery][rankattack.distributed.ShardedGallery]): the candidate set's
+  rows split across ranks, ranks, top-k and hinge sums combined with ``[B, k]`` collectives.
 
 Nothing here starts torch.distributed unless the launcher's environment asks for it
-(``RANK`` and ``WORLD_SIZE`` set, :func:`init_distributed`); without a job every function
-is its single-process self.
+(``RANK`` and ``WORLD_SIZE`` set, [init_distributed][rankattack.distributed.init_distributed]);
+without a job every function is its single-process self.
 
 Modules
 -------

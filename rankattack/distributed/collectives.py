@@ -1,17 +1,18 @@
 """The few collectives the library needs, each failing on every rank when one rank fails.
 
-- :func:`map_batches`: the batches of a job split across ranks in turn, the results
-  gathered in order on every rank (the T attacks of an evaluation cell, the chunks of the
-  robustness benchmark).
-- :func:`from_main`: a value computed on rank 0 (reading a results file) given to all.
-- :func:`check_same`: compare a fingerprint across ranks (resumed checkpoints).
+- [map_batches][rankattack.distributed.collectives.map_batches]: the batches of a job split across
+  ranks in turn, the results gathered in order on every rank (the T attacks of an evaluation cell,
+  the chunks of the robustness benchmark).
+- [from_main][rankattack.distributed.collectives.from_main]: a value computed on rank 0 (reading a
+  results file) given to all.
+- [check_same][rankattack.distributed.collectives.check_same]: compare a fingerprint across ranks
+  (resumed checkpoints).
 
 An exception on one rank is caught there, sent with the results, and raised as
-:class:`RankFailedError` on every rank, instead of leaving the others waiting at the next
-collective. A rank that dies outright (killed, out of memory) is noticed by the others at
-their next collective: gloo reports the lost connection, or the collective times out
-after :data:`~rankattack.distributed.environment.DEFAULT_TIMEOUT` seconds (set by
-``RANKATTACK_DIST_TIMEOUT``).
+[RankFailedError][rankattack.distributed.collectives.RankFailedError] on every rank, instead of
+leaving the others waiting at the next collective. A rank that dies outright (killed, out of memory)
+is noticed by the others at their next collective: gloo reports the lost connection, or the
+collective times out after ``DEFAULT_TIMEOUT`` seconds (set by ``RANKATTACK_DIST_TIMEOUT``).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def map_batches(
         dicts of them (moved through the CPU, so keep them small: per-sample numbers,
         not adversarial images).
     items : sequence
-        The work, e.g. :func:`~rankattack.distributed.batch_ranges`.
+        The work, e.g. [batch_ranges][rankattack.distributed.batch_ranges].
     skip : callable, optional
         Called instead of ``fn`` on the items of the other ranks, in order: to draw what
         ``fn`` would have drawn from a shared random stream, so that the next item of
@@ -191,7 +192,8 @@ def check_same(fingerprint: str, what: str) -> None:
     Parameters
     ----------
     fingerprint : str
-        A digest of what must agree (see :func:`tensor_digest`).
+        A digest of what must agree (see
+        [tensor_digest][rankattack.distributed.collectives.tensor_digest]).
     what : str
         What it describes, for the message ("the resumed checkpoint").
     """

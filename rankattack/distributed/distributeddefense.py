@@ -1,23 +1,25 @@
 """DDP training of any defense: the whole defended loss as one DistributedDataParallel module.
 
-A defense's loss (:meth:`rankattack.defenses.Defense.loss`) calls the model several times
-(benign mining, the PGD adversary, the final embeddings), which a plain
+A defense's loss ([rankattack.defenses.Defense.loss][rankattack.defenses.base.Defense.loss]) calls
+the model several times (benign mining, the PGD adversary, the final embeddings), which a plain
 DistributedDataParallel wrapper of the model does not allow between two backward passes.
-:class:`DistributedDefense` wraps the *loss* instead: DistributedDataParallel runs the
-defense's loss once per step on a :class:`~rankattack.distributed.ShardedForward` of the
-model (each rank forwards its share of the global batch, all ranks see all embeddings),
-and sums the parameter gradients of the ranks in the backward pass, overlapped with it.
-Every rank draws the same global batch and the same adversary noise (the same seed), so
-the step is the single-process step on the global batch, up to the order of
-floating-point additions.
+[DistributedDefense][rankattack.distributed.distributeddefense.DistributedDefense] wraps the *loss*
+instead: DistributedDataParallel runs the defense's loss once per step on a
+[ShardedForward][rankattack.distributed.ShardedForward] of the model (each rank forwards its share
+of the global batch, all ranks see all embeddings), and sums the parameter gradients of the ranks in
+the backward pass, overlapped with it. Every rank draws the same global batch and the same adversary
+noise (the same seed), so the step is the single-process step on the global batch, up to the order
+of floating-point additions.
 
 Batch normalization needs the statistics of the global batch: on CUDA the model's
-batch-norm layers become :class:`torch.nn.SyncBatchNorm`; on the CPU (gloo) a model with
+batch-norm layers become ``torch.nn.SyncBatchNorm``; on the CPU (gloo) a model with
 batch normalization is refused.
 
-:func:`distribute_defense` is what the training loop calls: the defense itself without a
-job, a :class:`DistributedDefense` in one, after checking that every rank resumed the
-same state (:func:`~rankattack.distributed.collectives.check_same`).
+[distribute_defense][rankattack.distributed.distributeddefense.distribute_defense] is what the
+training loop calls: the defense itself without a job, a
+[DistributedDefense][rankattack.distributed.distributeddefense.DistributedDefense] in one, after
+checking that every rank resumed the same state
+([check_same][rankattack.distributed.collectives.check_same]).
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class DistributedDefense(Defense):
         The defense to train with (its state, e.g. HM's gradual adversary, stays its own).
     model : nn.Module
         The network being trained, on this rank's device; batch-norm layers are turned
-        into :class:`torch.nn.SyncBatchNorm` in place on CUDA (the parameters and buffers
+        into ``torch.nn.SyncBatchNorm`` in place on CUDA (the parameters and buffers
         are kept).
 
     Notes
@@ -147,7 +149,8 @@ class DistributedDefense(Defense):
         *,
         check: bool = True,
     ) -> Tensor:
-        """The wrapped defense's loss of the global batch (see :meth:`Defense.loss`).
+        """The wrapped defense's loss of the global batch (see
+        [Defense.loss][rankattack.defenses.base.Defense.loss]).
 
         A collective: every rank calls it with the same global batch.
         """

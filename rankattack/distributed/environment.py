@@ -3,15 +3,16 @@
 torchrun (and Slurm scripts built on it) start one process per device and describe the
 job in environment variables: ``RANK`` (this process among all), ``WORLD_SIZE`` (how
 many), ``LOCAL_RANK`` (this process on its node: its GPU), ``MASTER_ADDR`` and
-``MASTER_PORT`` (where rank 0 listens). :func:`init_distributed` starts the process
-group only when ``RANK`` and ``WORLD_SIZE`` are set, so plain single-process use never
-touches torch.distributed; :func:`environment` answers "which rank am I, among how many"
-either way (rank 0 of 1 without a job).
+``MASTER_PORT`` (where rank 0 listens).
+[init_distributed][rankattack.distributed.environment.init_distributed] starts the process group
+only when ``RANK`` and ``WORLD_SIZE`` are set, so plain single-process use never touches
+torch.distributed; [environment][rankattack.distributed.environment.environment] answers "which rank
+am I, among how many" either way (rank 0 of 1 without a job).
 
 The process group uses NCCL for CUDA tensors and gloo for CPU tensors
 (``"cpu:gloo,cuda:nccl"``) when CUDA is available, gloo alone otherwise. Every
-collective gives up after a timeout (:data:`TIMEOUT_VARIABLE`, default
-:data:`DEFAULT_TIMEOUT` seconds), so a rank that died cannot leave the others waiting
+collective gives up after a timeout (``TIMEOUT_VARIABLE``, default
+``DEFAULT_TIMEOUT`` seconds), so a rank that died cannot leave the others waiting
 forever.
 """
 
@@ -50,7 +51,7 @@ TIMEOUT_VARIABLE = "RANKATTACK_DIST_TIMEOUT"
 
 #: Default timeout of a collective, in seconds: a rank waits at most this long for the
 #: others (they wait for each other at most one batch of attacks apart, see
-#: :func:`rankattack.distributed.collectives.map_batches`).
+#: [rankattack.distributed.collectives.map_batches][]).
 DEFAULT_TIMEOUT = 1800.0
 
 
@@ -144,7 +145,7 @@ def init_distributed(timeout: float | None = None) -> DistributedEnv:
     ----------
     timeout : float, optional
         Seconds a collective waits for the other ranks before failing; default the value
-        of ``RANKATTACK_DIST_TIMEOUT``, else :data:`DEFAULT_TIMEOUT`.
+        of ``RANKATTACK_DIST_TIMEOUT``, else ``DEFAULT_TIMEOUT``.
 
     Returns
     -------
@@ -199,9 +200,10 @@ def distributed_session(
 ) -> Iterator[DistributedEnv]:
     """Run a command as one rank of the launched job, or as a plain process.
 
-    Starts the process group when launched (:func:`init_distributed`) and ends it on exit.
-    On ranks other than 0, standard output and tqdm progress bars are silenced (rank 0
-    speaks for the job; errors still reach standard error on every rank).
+    Starts the process group when launched
+    ([init_distributed][rankattack.distributed.environment.init_distributed]) and ends it on exit.
+    On ranks other than 0, standard output and tqdm progress bars are silenced (rank 0 speaks for
+    the job; errors still reach standard error on every rank).
 
     Parameters
     ----------
@@ -212,7 +214,7 @@ def distributed_session(
         one that does not is refused (``ValueError`` on every rank), instead of every rank
         computing and writing the same files.
     timeout : float, optional
-        See :func:`init_distributed`.
+        See [init_distributed][rankattack.distributed.environment.init_distributed].
     """
     if launched() and not supported and _env_int("WORLD_SIZE") > 1:
         raise ValueError(

@@ -1,13 +1,13 @@
 """A results log that only rank 0 reads and writes: one file per job, resumable under torchrun.
 
-The evaluation's :class:`~rankattack.evaluation.ResultsLog` and the robustness
-benchmark's :class:`~rankattack.evaluation.robustness.log.RobustnessLog` append a line per
-finished cell or chunk. In a job of N ranks, :func:`main_process_log` wraps such a log
-so that rank 0 alone reads it (and hands what it read to every rank, so they all skip the
-same finished work and raise the same error on a mismatched file) and rank 0 alone
-appends to it, after the results of every rank were gathered. A line is written only
-for work that is complete on all ranks, so a killed job leaves no half-written cell, and
-a rerun resumes from the file like a single process does.
+The evaluation's [ResultsLog][rankattack.evaluation.ResultsLog] and the robustness
+benchmark's [RobustnessLog][rankattack.evaluation.robustness.log.RobustnessLog] append a line per
+finished cell or chunk. In a job of N ranks,
+[main_process_log][rankattack.distributed.mainprocesslog.main_process_log] wraps such a log so that
+rank 0 alone reads it (and hands what it read to every rank, so they all skip the same finished work
+and raise the same error on a mismatched file) and rank 0 alone appends to it, after the results of
+every rank were gathered. A line is written only for work that is complete on all ranks, so a killed
+job leaves no half-written cell, and a rerun resumes from the file like a single process does.
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class MainProcessLog:
 
 
 def main_process_log(log: _L) -> _L:
-    """``log`` itself without a job; in a job, a :class:`MainProcessLog` standing in for it."""
+    """``log`` itself without a job; in a job, a
+    [MainProcessLog][rankattack.distributed.mainprocesslog.MainProcessLog] standing in for it."""
     if not environment().active:
         return log
     return cast(_L, MainProcessLog(log))

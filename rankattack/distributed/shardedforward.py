@@ -2,16 +2,16 @@
 
 Under DDP training every rank holds the same global batch (the same sampler, the same
 seed) and calls the defense on it, so mining, adversaries and losses see exactly what one
-process sees. :class:`ShardedForward` wraps the model so that the expensive part, the
-network's forward and backward passes, is split: rank r forwards its contiguous share of
-the rows (:func:`~rankattack.distributed.shard_range`) and the embeddings of all shares
-are all-gathered into the ``[B, D]`` a single process would compute.
+process sees. [ShardedForward][rankattack.distributed.shardedforward.ShardedForward] wraps the model
+so that the expensive part, the network's forward and backward passes, is split: rank r forwards its
+contiguous share of the rows ([shard_range][rankattack.distributed.shard_range]) and the embeddings
+of all shares are all-gathered into the ``[B, D]`` a single process would compute.
 
 Gradients follow the same split. Every rank computes the same loss from the gathered
 embeddings, so the gradient reaching the gather is the same on every rank and its rows
 of the share are passed to the network as they are: each rank's parameter gradient is
 the loss's gradient through its own rows, and summing them over ranks (the
-DistributedDataParallel hook of :mod:`rankattack.distributed.distributeddefense`) gives
+DistributedDataParallel hook of [rankattack.distributed.distributeddefense][]) gives
 the single-process gradient. When the inputs require a gradient (a defense's PGD
 adversary), the shares' input gradients are all-gathered, so that every rank takes the
 same PGD step on every row.
@@ -75,7 +75,7 @@ class _ShareRows(torch.autograd.Function):
 def gather_rows(local: Tensor, total: int) -> Tensor:
     """``[total, ...]``: the rows of every rank's share, in rank order (differentiable).
 
-    ``local`` holds this rank's share (:func:`~rankattack.distributed.shard_sizes` of
+    ``local`` holds this rank's share ([shard_sizes][rankattack.distributed.shard_sizes] of
     ``total``); the gradient of the result must be the same on every rank.
     """
     env = environment()

@@ -1,20 +1,22 @@
 """A gallery whose rows are split across ranks: attack a candidate set larger than one device.
 
-:class:`ShardedGallery` holds this rank's contiguous block of the candidate set X (about
-|X| / N rows of a job of N ranks) and answers what :class:`~rankattack.Gallery` answers
+[ShardedGallery][rankattack.distributed.shardedgallery.ShardedGallery] holds this rank's contiguous
+block of the candidate set X (about
+|X| / N rows of a job of N ranks) and answers what [Gallery][rankattack.Gallery] answers
 for the whole of X. Every rank runs the same attack on the same inputs (the batch is
 replicated, the gallery is not); the gallery-wide sums are split by rows and combined
 with collectives of the batch's size, never of the gallery's:
 
-- ranks (:meth:`~ShardedGallery.count_closer`, :meth:`~ShardedGallery.rank`): the counts
-  of closer items of each shard are summed, one all-reduce of ``[B, k]`` integers;
-- nearest neighbours (:meth:`~ShardedGallery.topk`): each shard's k best, all-gathered
-  (``[B, k]`` distances and indices from each rank) and merged;
-- the differentiable hinge sums of the ranking objectives (:meth:`~ShardedGallery.hinge`,
-  the inner sums of Zhou et al., ECCV 2020, Eq. 4, 7, 9, 11): the shards' partial sums
-  are all-reduced in the forward pass (``[B, k]``), and the gradients they send back to
-  the thresholds (``[B, k]``) and, when the anchors move (a query attack), to the anchors
-  (``[B, D]``) are all-reduced in the backward pass;
+- ranks ([count_closer][rankattack.distributed.shardedgallery.ShardedGallery.count_closer],
+  [rank][rankattack.distributed.shardedgallery.ShardedGallery.rank]): the counts of closer items of
+  each shard are summed, one all-reduce of ``[B, k]`` integers;
+- nearest neighbours ([topk][rankattack.distributed.shardedgallery.ShardedGallery.topk]): each
+  shard's k best, all-gathered (``[B, k]`` distances and indices from each rank) and merged;
+- the differentiable hinge sums of the ranking objectives
+  ([hinge][rankattack.distributed.shardedgallery.ShardedGallery.hinge], the inner sums of Zhou et
+  al., ECCV 2020, Eq. 4, 7, 9, 11): the shards' partial sums are all-reduced in the forward pass
+  (``[B, k]``), and the gradients they send back to the thresholds (``[B, k]``) and, when the
+  anchors move (a query attack), to the anchors (``[B, D]``) are all-reduced in the backward pass;
 - gallery rows by position (``gallery.embeddings[indices]``, ``gallery.labels[indices]``):
   fetched from the ranks that hold them, one all-reduce of ``[*indices.shape, D]``.
 
@@ -83,21 +85,25 @@ class _SumBackward(torch.autograd.Function):
 
 
 class LocalRows(Tensor):
-    """This rank's rows of a :class:`ShardedGallery`'s embeddings or labels.
+    """This rank's rows of a
+    [ShardedGallery][rankattack.distributed.shardedgallery.ShardedGallery]'s embeddings or labels.
 
     It is the local tensor for everything but indexing: shape, device, dtype and
     arithmetic see this rank's rows only. Indexing with an integer tensor takes gallery
     positions in ``[0, |X|)`` and returns those rows of the whole gallery, fetched from
     the ranks that hold them (a collective: every rank must index alike, which the
     replicated attack code does). Slices, integers and masks are refused, since they
-    would silently mean local rows; use :attr:`ShardedGallery.local_embeddings` for those.
+    would silently mean local rows; use
+    [ShardedGallery.local_embeddings][rankattack.distributed.shardedgallery.ShardedGallery.local_embeddings]
+    for those.
     """
 
     _gallery: ShardedGallery
 
     @staticmethod
     def wrap(local: Tensor, gallery: ShardedGallery) -> LocalRows:
-        """View ``local`` (this rank's rows of ``gallery``) as :class:`LocalRows`."""
+        """View ``local`` (this rank's rows of ``gallery``) as
+        [LocalRows][rankattack.distributed.shardedgallery.LocalRows]."""
         out = local.as_subclass(LocalRows)
         out._gallery = gallery
         return out
@@ -132,11 +138,12 @@ class ShardedGallery(Gallery):
     Construction, and every method below, is a collective: all ranks call it together
     with the same arguments (the attack code, run on every rank on the same inputs, does
     so). Without a job (one process) it is the gallery of ``shard``. Attacks that rank
-    through the gallery's methods work on it unchanged: :class:`~rankattack.CandidateAttack`,
-    :class:`~rankattack.QueryAttack` (with its semantics-preserving set),
-    :class:`~rankattack.TargetedMismatchAttack`, GTT. LTM and GTM scan the rows
-    themselves and are refused (a ``TypeError`` from :class:`LocalRows`). A rank holding
-    every row (one process) behaves as a plain gallery in everything.
+    through the gallery's methods work on it unchanged:
+    [CandidateAttack][rankattack.CandidateAttack], [QueryAttack][rankattack.QueryAttack] (with its
+    semantics-preserving set), [TargetedMismatchAttack][rankattack.TargetedMismatchAttack], GTT. LTM
+    and GTM scan the rows themselves and are refused (a ``TypeError`` from
+    [LocalRows][rankattack.distributed.shardedgallery.LocalRows]). A rank holding every row (one
+    process) behaves as a plain gallery in everything.
 
     Examples
     --------
@@ -242,7 +249,7 @@ class ShardedGallery(Gallery):
     # properties ---------------------------------------------------------------------
     @property
     def shard(self) -> Gallery:
-        """This rank's rows as a plain :class:`~rankattack.Gallery`."""
+        """This rank's rows as a plain [Gallery][rankattack.Gallery]."""
         return self._shard
 
     @property
@@ -257,17 +264,21 @@ class ShardedGallery(Gallery):
 
     @property
     def embeddings(self) -> Tensor:
-        """This rank's raw embeddings as :class:`LocalRows` (index with gallery positions)."""
+        """This rank's raw embeddings as
+        [LocalRows][rankattack.distributed.shardedgallery.LocalRows] (index with gallery
+        positions)."""
         return LocalRows.wrap(self._shard.embeddings, self)
 
     @property
     def prepared(self) -> Tensor:
-        """This rank's prepared embeddings as :class:`LocalRows`."""
+        """This rank's prepared embeddings as
+        [LocalRows][rankattack.distributed.shardedgallery.LocalRows]."""
         return LocalRows.wrap(self._shard.prepared, self)
 
     @property
     def labels(self) -> Tensor | None:
-        """This rank's labels as :class:`LocalRows` (index with gallery positions), or None."""
+        """This rank's labels as [LocalRows][rankattack.distributed.shardedgallery.LocalRows] (index
+        with gallery positions), or None."""
         labels = self._shard.labels
         return None if labels is None else LocalRows.wrap(labels, self)
 
@@ -390,7 +401,8 @@ class ShardedGallery(Gallery):
         return counts
 
     def rank(self, query_embeddings: Tensor, candidate_embeddings: Tensor) -> Tensor:
-        """Normalized ranks ``R(q, c)`` in the whole gallery (see :meth:`Gallery.rank`)."""
+        """Normalized ranks ``R(q, c)`` in the whole gallery (see
+        [Gallery.rank][rankattack.gallery.Gallery.rank])."""
         q = self.check_embeddings(query_embeddings, "query_embeddings", 2)
         c = self.check_embeddings(candidate_embeddings, "candidate_embeddings", 3)
         if c.shape[0] != q.shape[0]:
@@ -411,7 +423,8 @@ class ShardedGallery(Gallery):
         exclude_indices: Tensor | None = None,
         exclude_embeddings: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """The ``k`` nearest items of the whole gallery (see :meth:`Gallery.topk`).
+        """The ``k`` nearest items of the whole gallery (see
+        [Gallery.topk][rankattack.gallery.Gallery.topk]).
 
         Each shard finds its own k nearest; the ``[N, k]`` candidates of every rank are
         all-gathered and merged. Among items at exactly equal distances the lower
@@ -449,7 +462,8 @@ class ShardedGallery(Gallery):
         return best_d, best_i
 
     def hinge(self, anchors: Tensor, thresholds: Tensor, signs: Sequence[float]) -> Tensor:
-        """Hinge sums over the whole gallery (see :meth:`Gallery.hinge`), differentiable.
+        """Hinge sums over the whole gallery (see
+        [Gallery.hinge][rankattack.gallery.Gallery.hinge]), differentiable.
 
         Forward: the shards' partial sums, all-reduced (``[M, k]``). Backward: the
         thresholds' gradient (``[M, k]``) and, when the anchors require one, the anchors'

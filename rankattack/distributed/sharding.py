@@ -3,12 +3,14 @@
 Two splits, both fixed by the sizes alone (never by timing), so that every rank computes
 the same plan without talking to the others:
 
-- :func:`shard_range`: rows ``[lo, hi)`` of this rank in a block of ``n`` rows, as even
-  as possible and in rank order (the rows of a :class:`~rankattack.distributed.ShardedGallery`,
-  the share of a global training batch each rank forwards).
-- :func:`batch_ranges`: the ``[start, stop)`` batches a single process would run; the
-  ranks take whole batches of it in turn (:func:`~rankattack.distributed.map_batches`),
-  so every batch is computed exactly as one process computes it.
+- [shard_range][rankattack.distributed.sharding.shard_range]: rows ``[lo, hi)`` of this rank in a
+  block of ``n`` rows, as even as possible and in rank order (the rows of a
+  [ShardedGallery][rankattack.distributed.ShardedGallery], the share of a global training batch each
+  rank forwards).
+- [batch_ranges][rankattack.distributed.sharding.batch_ranges]: the ``[start, stop)`` batches a
+  single process would run; the ranks take whole batches of it in turn
+  ([map_batches][rankattack.distributed.map_batches]), so every batch is computed exactly as one
+  process computes it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 its clean top-k items come back in a chosen permutation, without leaving the top of the
 list. The white-box loss is a pairwise hinge on the wanted order (``L_ReO``) plus a
 term keeping the items near the top (``L_SP``, a QA+ term over the gallery); its
-black-box criterion is the short-range ranking correlation (:func:`order_agreement`).
+black-box criterion is the short-range ranking correlation
+([order_agreement][rankattack.objectives.order.order_agreement]).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The training run's config (:class:`TrainConfig`) and its result (:class:`TrainResult`)."""
+"""The training run's config ([TrainConfig][rankattack.training.config.TrainConfig]) and its result
+([TrainResult][rankattack.training.config.TrainResult])."""
 
 from __future__ import annotations
 
@@ -51,32 +52,33 @@ class TrainConfig:
     device : str, optional
         Default ``"cuda"`` when available, else the CPU.
     defense : {None, "est", "act", "hm", "madry", "shift-suppress"}
-        ``None`` trains a vanilla model; see :mod:`rankattack.defenses` ("embedding-shift" is
+        ``None`` trains a vanilla model; see [rankattack.defenses][] ("embedding-shift" is
         another name of "est" and is stored as "est").
     eps : float, optional
         L-inf radius of the defense's adversary. Default (with ``alpha`` and ``steps``) the
-        defense's 28x28 settings (:data:`rankattack.defenses.registry.TRAINING_DEFAULTS`):
+        defense's 28x28 settings (``rankattack.defenses.registry.TRAINING_DEFAULTS``):
         77/255, 3/255 and 32 steps for "est", "act" and "hm" (robrank's), 0.3 with the
         paper's schedule for "madry" and "shift-suppress".
     alpha, steps : optional
         PGD step size and iterations of the adversary. When ``eps`` is given, default the
-        paper's schedule for it (:func:`rankattack.pgd.default_alpha`,
-        :func:`~rankattack.pgd.default_steps`: 0.01 and 30 for eps = 0.3).
+        paper's schedule for it ([rankattack.pgd.default_alpha][],
+        [default_steps][rankattack.pgd.default_steps]: 0.01 and 30 for eps = 0.3).
     miner : {None, "random", "spc2", "softhard"}
-        The in-batch triplet miner (:mod:`rankattack.defenses.miners`): "random", one triplet
+        The in-batch triplet miner ([rankattack.defenses.miners][]): "random", one triplet
         per image; "spc2", robrank's SPC-2 miner (every other image an anchor, its pair partner
         the positive, a random negative); "softhard", robrank's soft-hard SPC-2 miner. Default
         the defense's own: "spc2" for "act", "softhard" for "hm", "random" otherwise. For
         "spc2" and "softhard", ``samples_per_class`` 2 gives robrank's SPC-2 batches.
     recipe : {"default", "eccv2020"}, default "default"
-        The batch scheme of a training recipe (:mod:`rankattack.training.recipes`):
+        The batch scheme of a training recipe ([rankattack.training.recipes][]):
         "default", class-balanced batches whose triplets the miner picks; "eccv2020", the
         ECCV 2020 reference code's shuffled batches with ``batch_size // C`` random triplets
-        per class (:class:`~rankattack.training.samplers.PerClassTripletSampler`; ``miner`` and
-        ``samples_per_class`` are then unused, and ``miner`` must be left unset). This field
-        alone sets only the batches: :func:`~rankattack.training.recipes.recipe_config` fills
-        the recipe's other settings as well (epochs, batch size, weight decay...). Checkpoints
-        written before the field existed resume as "default".
+        per class ([PerClassTripletSampler][rankattack.training.samplers.PerClassTripletSampler];
+        ``miner`` and ``samples_per_class`` are then unused, and ``miner`` must be left unset). This
+        field alone sets only the batches:
+        [recipe_config][rankattack.training.recipes.recipe_config] fills the recipe's other settings
+        as well (epochs, batch size, weight decay...). Checkpoints written before the field existed
+        resume as "default".
     """
 
     model: str = "c2f1"
@@ -177,7 +179,8 @@ class TrainConfig:
         return self.miner or DEFAULT_MINERS[self.defense or ""]
 
     def effective(self) -> dict[str, Any]:
-        """:meth:`to_dict` with the settings actually used in place of the defaults.
+        """[to_dict][rankattack.training.config.TrainConfig.to_dict] with the settings actually used
+        in place of the defaults.
 
         Two configs that train the same way have the same ``effective()`` (what a resumed
         run is checked against); the adversary's settings are left out without a defense,
@@ -199,7 +202,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Rebuild a config from :meth:`to_dict` output (unknown keys are an error)."""
+        """Rebuild a config from [to_dict][rankattack.training.config.TrainConfig.to_dict] output
+        (unknown keys are an error)."""
         if not isinstance(data, dict):
             raise TypeError(f"data must be a dict, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -211,7 +215,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What :func:`~rankattack.training.train` returns.
+    """What [train][rankattack.training.train] returns.
 
     Attributes
     ----------

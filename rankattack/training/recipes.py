@@ -1,17 +1,17 @@
 """Named training recipes: how a published model was trained, as one preset.
 
 A recipe is a batch scheme (which sampler draws the batches and their triplets, kept in
-:attr:`TrainConfig.recipe <rankattack.training.TrainConfig>` and saved in every checkpoint) and
-the settings of the run it reproduces. :func:`recipe_config` builds the
-:class:`~rankattack.training.TrainConfig` of a recipe, the values you give overriding the
-recipe's (``rankattack train --recipe NAME`` does the same with the options given).
+[TrainConfig.recipe][rankattack.training.TrainConfig] and saved in every checkpoint) and
+the settings of the run it reproduces. [recipe_config][rankattack.training.recipes.recipe_config]
+builds the [TrainConfig][rankattack.training.TrainConfig] of a recipe, the values you give
+overriding the recipe's (``rankattack train --recipe NAME`` does the same with the options given).
 
-The recipes (:data:`RECIPES`):
+The recipes (``RECIPES``):
 
-* ``"default"``: this library's defaults, :class:`~rankattack.training.TrainConfig` as it is:
+* ``"default"``: this library's defaults, [TrainConfig][rankattack.training.TrainConfig] as it is:
   class-balanced batches of 128 images (2 per class slot), one random triplet per image
-  (:class:`~rankattack.training.ClassBalancedSampler`), 8 epochs, Adam lr 1e-3, weight decay
-  1e-6.
+  ([ClassBalancedSampler][rankattack.training.ClassBalancedSampler]), 8 epochs, Adam lr 1e-3, weight
+  decay 1e-6.
 * ``"eccv2020"``: the training of the Fashion-MNIST ranking models of Zhou et al.,
   "Adversarial Ranking Attack and Defense" (ECCV 2020), as the code released with the paper
   does it (``cdluminate/advrank`` at commit c38641d, directory ``Code/``; its model
@@ -22,8 +22,8 @@ The recipes (:data:`RECIPES`):
     ``models/datasets/fashion.py`` L47-51), and in each batch, for each of the 10 classes,
     100 anchors, 100 positives of the class and 100 negatives of the other classes drawn
     with replacement among the batch's images
-    (:class:`~rankattack.training.samplers.PerClassTripletSampler`; ``models/faC_c2f2_trip.py``
-    L47-59);
+    ([PerClassTripletSampler][rankattack.training.samplers.PerClassTripletSampler];
+    ``models/faC_c2f2_trip.py`` L47-59);
   - triplet loss ``mean [0.2 + d(a, p) - d(a, n)]_+`` with ``d = 1 - cos``
     (``models/faC_c2f2_trip.py`` L30, L63-65);
   - Adam, lr 1e-3 (``config.yml`` L58), weight decay 1e-7 (``Train.py`` L61-62), no
@@ -32,7 +32,7 @@ The recipes (:data:`RECIPES`):
     (``pipeline/train-fashion-defense.sh`` L4) and the paper's PGD schedule, step
     ``min(max(eps / 10, 1/255), 0.01)`` and ``min(max(10, 2 eps / step), 30)`` steps, so 0.01
     and 30 steps for eps 0.3 (``models/faC_c2f2_siamese.py`` L126-127): the defaults of
-    :class:`~rankattack.training.TrainConfig` once eps is given.
+    [TrainConfig][rankattack.training.TrainConfig] once eps is given.
 
   The same authors' later Fashion-MNIST model (``cdluminate/advorder``, ICCV 2021,
   ``lib/faC_c2f2.py`` and ``config.yml`` L31-35) trains 32 epochs with one triplet per
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RECIPES", "Recipe", "recipe_config"]
 
-#: The batch schemes a recipe can name (see :func:`rankattack.training.samplers.recipe_sampler`).
+#: The batch schemes a recipe can name (see [rankattack.training.samplers.recipe_sampler][]).
 SAMPLERS = ("class-balanced", "per-class-triplets")
 
 
@@ -74,11 +74,12 @@ class Recipe:
     ----------
     name : str
     sampler : {"class-balanced", "per-class-triplets"}
-        Its batch scheme: :class:`~rankattack.training.ClassBalancedSampler` (the defense's
-        miner picks the triplets in each batch) or
-        :class:`~rankattack.training.samplers.PerClassTripletSampler` (the batches are triplets).
+        Its batch scheme: [ClassBalancedSampler][rankattack.training.ClassBalancedSampler] (the
+        defense's miner picks the triplets in each batch) or
+        [PerClassTripletSampler][rankattack.training.samplers.PerClassTripletSampler] (the batches
+        are triplets).
     settings : Mapping
-        :class:`~rankattack.training.TrainConfig` values it sets (the others keep their
+        [TrainConfig][rankattack.training.TrainConfig] values it sets (the others keep their
         defaults).
     defense_eps : Mapping
         The adversary's eps for a defense (canonical name) trained without an explicit eps.
@@ -98,7 +99,7 @@ class Recipe:
         object.__setattr__(self, "defense_eps", MappingProxyType(dict(self.defense_eps)))
 
 
-#: Recipe name -> :class:`Recipe`.
+#: Recipe name -> [Recipe][rankattack.training.recipes.Recipe].
 RECIPES: Mapping[str, Recipe] = MappingProxyType(
     {
         "default": Recipe(
@@ -129,14 +130,14 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
 
 
 def recipe_config(name: str = "default", **overrides: Any) -> TrainConfig:
-    """The :class:`~rankattack.training.TrainConfig` of the recipe ``name``.
+    """The [TrainConfig][rankattack.training.TrainConfig] of the recipe ``name``.
 
     Parameters
     ----------
     name : str, default "default"
-        A name of :data:`RECIPES`.
+        A name of ``RECIPES``.
     **overrides
-        :class:`~rankattack.training.TrainConfig` values that replace the recipe's (given as
+        [TrainConfig][rankattack.training.TrainConfig] values that replace the recipe's (given as
         they are: ``None`` is a value). With a defense and no ``eps``, the recipe's eps for
         that defense (``Recipe.defense_eps``) is used when it has one.
 

@@ -1,10 +1,12 @@
 """Batch samplers and the in-batch triplet miner of the training loop.
 
-:class:`ClassBalancedSampler` draws batches of P classes x K images, so every image has
-a positive in its batch; :func:`batch_triplets` mines one triplet ``(q, c_p, c_n)`` per
-image of a batch. :class:`PerClassTripletSampler` draws the batches of the ECCV 2020
-reference recipe, already as triplets. :func:`recipe_sampler` picks the sampler of a
-training recipe (:attr:`TrainConfig.recipe <rankattack.training.TrainConfig>`).
+[ClassBalancedSampler][rankattack.training.samplers.ClassBalancedSampler] draws batches of P classes
+x K images, so every image has a positive in its batch;
+[batch_triplets][rankattack.training.samplers.batch_triplets] mines one triplet ``(q, c_p, c_n)``
+per image of a batch. [PerClassTripletSampler][rankattack.training.samplers.PerClassTripletSampler]
+draws the batches of the ECCV 2020 reference recipe, already as triplets.
+[recipe_sampler][rankattack.training.samplers.recipe_sampler] picks the sampler of a training recipe
+([TrainConfig.recipe][rankattack.training.TrainConfig]).
 
 A sampler's ``epoch(generator)`` returns the whole epoch's batches as one tensor drawn from
 ``generator`` (the training loop keeps it in its mid-epoch checkpoints): ``[num_batches, B]``
@@ -35,7 +37,7 @@ def batch_triplets(labels: Tensor, generator: torch.Generator | None = None) -> 
 
     Every image that has another image of its class in the batch is an anchor; its
     positive is a uniformly drawn other image of its class and its negative a uniformly
-    drawn image of another class (:func:`rankattack.defenses.miners.random_triplets` with
+    drawn image of another class ([rankattack.defenses.miners.random_triplets][] with
     ``anchors="all"``; the training loop's miner "random").
 
     Parameters
@@ -257,10 +259,11 @@ def recipe_sampler(
     recipe: str, labels: Tensor, batch_size: int, samples_per_class: int = 2
 ) -> ClassBalancedSampler | PerClassTripletSampler:
     """The batch sampler of the training recipe ``recipe`` (a name of
-    :data:`~rankattack.training.recipes.RECIPES`).
+    ``RECIPES``).
 
-    :class:`ClassBalancedSampler` (``samples_per_class`` images per class slot; the defense's
-    miner picks the triplets) for "default", :class:`PerClassTripletSampler` for "eccv2020".
+    [ClassBalancedSampler][rankattack.training.samplers.ClassBalancedSampler] (``samples_per_class``
+    images per class slot; the defense's miner picks the triplets) for "default",
+    [PerClassTripletSampler][rankattack.training.samplers.PerClassTripletSampler] for "eccv2020".
     """
     check_choice(recipe, "recipe", tuple(RECIPES))
     if RECIPES[recipe].sampler == "per-class-triplets":
