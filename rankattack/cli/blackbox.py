@@ -47,10 +47,13 @@ def add_parser(
     )
     _common(p, None)
     _data_args(p, "fashion-mnist")
-    p.add_argument("--checkpoint", default=None, help="checkpoint.pt written by `train`")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint.pt written by `train` (required unless --url is given; "
+                   "default: none)")  # fmt: skip
     p.add_argument("--url", default=None,
                    help="attack this search endpoint (rankattack serve) instead of a "
-                   "simulated service; the dataset still gives the queries")  # fmt: skip
+                   "simulated service; the dataset still gives the queries "
+                   "(default: none)")  # fmt: skip
     p.add_argument("--attack", default="order", choices=ATTACKS, help="default: order")
     p.add_argument("--optimizer", default="spsa", choices=("spsa", "nes", "rand", "square", "pso"),
                    help="default: spsa (removal: nes or square)")  # fmt: skip
@@ -59,12 +62,15 @@ def add_parser(
     p.add_argument("--top-n", type=int, default=0,
                    help="visible list length; 0: the whole list (default: 0)")  # fmt: skip
     p.add_argument("--budget", default="1000",
-                   help="queries per attacked query; comma-separated: a budget curve")  # fmt: skip
+                   help="queries per attacked query; comma-separated: a budget curve "
+                   "(default: 1000)")  # fmt: skip
     p.add_argument("--population", type=int, default=None,
                    help="candidates per oracle call (default: 50; square: 1; pso: 40)")  # fmt: skip
     p.add_argument("--samples", type=int, default=500, help="T, queries attacked (default: 500)")
     p.add_argument("--chunk", type=int, default=50, help="queries per chunk (default: 50)")
-    p.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout in seconds")
+    p.add_argument(
+        "--timeout", type=float, default=30.0, help="HTTP timeout in seconds (default: 30)"
+    )
     p.set_defaults(func=run)
     return p
 

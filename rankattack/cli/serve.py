@@ -23,13 +23,17 @@ def add_parser(
         description="Serve a checkpoint with the test set as gallery: POST /search (JSON "
         "with base64 float32 images) answers ranked ids and optional distances; GET /info.",
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by `train`")
-    p.add_argument("--port", type=int, required=True, help="TCP port (0: any free port)")
+    p.add_argument(
+        "--checkpoint", required=True, help="checkpoint.pt written by `train` (required)"
+    )
+    p.add_argument(
+        "--port", type=int, required=True, help="TCP port, 0 for any free port (required)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     _data_args(p, "fashion-mnist")
     p.add_argument("--device", default="auto", help="torch device (default: cuda if available)")
-    p.add_argument("--seed", type=int, default=0, help="seed of --test-size subsets")
-    p.add_argument("-v", "--verbose", action="store_true", help="log each request")
+    p.add_argument("--seed", type=int, default=0, help="seed of --test-size subsets (default: 0)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each request (default: off)")
     p.set_defaults(func=run)
     return p
 

@@ -148,6 +148,10 @@ def run(args: argparse.Namespace) -> int:
             f"--out {out} holds a checkpoint made with {exc.reason}; use another --out, or "
             "--no-resume to start over"
         ) from None
+    from rankattack.distributed import is_main_process
+
+    if not is_main_process():
+        return 0  # rank 0 of a torchrun job writes the checkpoint and reports
     assert res.checkpoint is not None
     write_dataset_record(res.checkpoint, spec)  # also when the run was already complete
     gallery = Gallery.from_inputs(
