@@ -17,6 +17,14 @@ variant (in a rotating order), so a slow spell of the machine hits them all alik
 seconds per batch (best and median over the rounds) and the ratio defended / vanilla of the
 best times, against the bound.
 
+HM stops perturbing a triplet once it reaches the destination hardness (exact: its gradient is
+zero from then on), so its cost depends on the model: on this untrained model most mined
+triplets start at or past the destination. The row ``hm-unpruned`` makes every triplet take
+every step (the reference implementation's cost): HM perturbs the anchor, positive and negative
+of each of its 128 triplets, 384 images per PGD step against 256 for EST, hence about 1.5x
+EST's ratio. The per-epoch time of a real training run is in
+docs/results/robustness-fashion-mnist.md.
+
 Run: ``nice -n 10 python benchmarks/defense_overhead.py --threads 1 --clock cpu`` (a few
 minutes; ``--steps 8`` for a quicker look, ``--json FILE`` to keep the figures).
 """
@@ -31,13 +39,16 @@ from collections.abc import Callable
 
 import torch
 
+from rankattack.defenses import HardnessManipulationDefense
 from rankattack.models import build_model
 from rankattack.training import ClassBalancedSampler, TrainConfig, make_defense, train_step
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--defenses", default="est,act,hm", help="comma-separated (default: all)")
+    p.add_argument(
+        "--defenses", default="est,act,hm,hm-unpruned", help="comma-separated (default: all)"
+    )
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--batches", type=int, default=2, help="batches per variant and round")
     p.add_argument("--batch-size", type=int, default=256)
@@ -61,13 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     names = ["vanilla", *[d for d in args.defenses.split(",") if d]]
     setups = {}
     for name in names:
-        defense = None if name == "vanilla" else name
+        defense = None if name == "vanilla" else name.removesuffix("-unpruned")
         steps = None if defense is None else args.steps
         cfg = TrainConfig(model="c2f2", batch_size=args.batch_size, defense=defense, steps=steps)
         torch.manual_seed(args.seed)
         model = build_model("c2f2").train()
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        setups[name] = (cfg, model, opt, make_defense(cfg, torch.Generator().manual_seed(0)))
+        made = make_defense(cfg, torch.Generator().manual_seed(0))
+        if isinstance(made, HardnessManipulationDefense) and name.endswith("-unpruned"):
+            made.prune = False
+        setups[name] = (cfg, model, opt, made)
 
     def run(name: str, count: int) -> float:
         _, model, opt, defense = setups[name]

@@ -166,10 +166,11 @@ class LinfPGD:
         if self.eps == 0 or self.steps == 0:
             return adv
         n = origin.shape[0]
+        rows: Tensor | None = None  # the rows still moving, once some have settled
         with eval_mode(model, freeze=True), torch.enable_grad():
             for step in range(self.steps):
-                adv.requires_grad_(True)
-                emb = model(adv)
+                x = (adv if rows is None else adv.index_select(0, rows)).requires_grad_(True)
+                emb = model(x)
                 if step == 0:
                     check_embedding_output(emb, n, "model", objective.dim)
                     if objective.device is not None and emb.device != objective.device:
@@ -177,17 +178,30 @@ class LinfPGD:
                             f"model returned embeddings on {emb.device}, but the objective's "
                             f"(gallery's) embeddings are on {objective.device}"
                         )
-                loss = objective(emb).sum()
+                per_sample = objective(emb)
+                loss = per_sample.sum()
                 if step == 0 and not loss.requires_grad:
                     raise ValueError(
                         "model output does not depend on its input through autograd "
                         "(does the model detach, or leave torch for numpy?)"
                     )
-                (grad,) = torch.autograd.grad(loss, adv, allow_unused=True)
+                (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
                 if grad is None:
                     raise ValueError("model output does not depend on its input")
                 with torch.no_grad():
-                    adv = torch.clamp(adv.detach() - self.alpha * grad.sign(), lo, hi)
+                    moved = torch.clamp(x.detach() - self.alpha * grad.sign(), lo, hi)
+                    adv = moved if rows is None else adv.index_copy(0, rows, moved)
+                    settled = objective.settled(per_sample.detach())
+                    # Dropping settled rows needs their indices on the host: one sync per step,
+                    # only for objectives that mark rows (it saves their forward and backward).
+                    if settled is not None and step + 1 < self.steps and bool(settled.any()):
+                        keep = ~settled
+                        objective = objective.restrict(keep)
+                        kept = keep.nonzero().squeeze(1)
+                        rows = kept if rows is None else rows.index_select(0, kept)
+                        lo, hi = lo.index_select(0, kept), hi.index_select(0, kept)
+                        if rows.numel() == 0:
+                            break
         return adv.detach()
 
     def __repr__(self) -> str:

@@ -255,6 +255,45 @@ def test_hardness_objective_raises_the_hardness_to_the_destination() -> None:
     assert torch.equal(pgd(model, inputs, HardnessObjective(-2.0, "cosine")), inputs)
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), destination=st.floats(-0.6, 0.6), steps=st.integers(1, 8))
+def test_pgd_drops_settled_triplets_without_changing_the_result(
+    seed: int, destination: float, steps: int
+) -> None:
+    # A row-wise model (no mixing across rows, no batch-size dependent reduction), so the
+    # pruned and unpruned runs must agree exactly.
+    gen = torch.Generator().manual_seed(seed)
+    weight = torch.randn(16, generator=gen, dtype=torch.float64)
+    rows_seen: list[int] = []
+
+    def model(x: Tensor) -> Tensor:
+        rows_seen.append(x.shape[0])
+        return torch.tanh(x.flatten(1)[:, :16] * weight + x.flatten(1)[:, 16:32])
+
+    inputs = torch.rand(3 * 6, 1, 8, 8, generator=gen, dtype=torch.float64)
+    pgd = LinfPGD(eps=0.2, alpha=0.05, steps=steps)
+    pruned = pgd(model, inputs, HardnessObjective(destination, "cosine"))
+    calls = list(rows_seen)
+    rows_seen.clear()
+    full = pgd(model, inputs, HardnessObjective(destination, "cosine", prune=False))
+    assert torch.equal(pruned, full)
+    assert rows_seen == [18] * steps
+    assert calls[0] == 18 and all(r % 3 == 0 for r in calls)
+    assert calls == sorted(calls, reverse=True)  # settled triplets never come back
+    with torch.no_grad():
+        done = HardnessObjective(destination, "cosine")(model(pruned))
+    if len(calls) < steps:  # stopped early: every triplet reached the destination
+        assert bool((done == 0).all())
+
+
+def test_restrict_keeps_the_destination_of_the_kept_triplets() -> None:
+    objective = HardnessObjective(torch.tensor([-0.1, 0.0, 0.2]), "cosine")
+    keep = torch.tensor([True, False, True] * 3)
+    assert objective.restrict(keep).destination.tolist() == pytest.approx([-0.1, 0.2])
+    with pytest.raises(ValueError, match="keep must mark"):
+        objective.restrict(torch.tensor([True, False, True, True, True, True, True, False, True]))
+
+
 # --- miners --------------------------------------------------------------------------
 
 

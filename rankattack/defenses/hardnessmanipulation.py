@@ -57,11 +57,19 @@ class HardnessObjective(RankingObjective):
     destination : Tensor or float
         ``H_D``, a scalar or ``[M]``.
     metric : {"cosine", "euclidean"} or Distance
+    prune : bool, default True
+        Let PGD drop the triplets that reached ``H_D`` from its remaining steps
+        ([settled][rankattack.defenses.hardnessmanipulation.HardnessObjective.settled]): their
+        loss and gradient are zero from then on, so the result is the same and the steps cost
+        only the triplets still moving. False runs every triplet through every step.
     """
 
-    def __init__(self, destination: Tensor | float, metric: str | Distance = "cosine") -> None:
+    def __init__(
+        self, destination: Tensor | float, metric: str | Distance = "cosine", prune: bool = True
+    ) -> None:
         self.destination = torch.as_tensor(destination)
         self.distance = get_distance(metric)
+        self.prune = prune
 
     def hardness(self, embeddings: Tensor) -> Tensor:
         """``H(a, p, n) = d(a, p) - d(a, n)`` ``[M]`` of the batch ``[3M, D]``."""
@@ -77,6 +85,20 @@ class HardnessObjective(RankingObjective):
         h = self.hardness(embeddings)
         loss = (self.destination.to(h.device) - h).clamp_min(0.0).square()
         return torch.cat([loss, loss, loss])
+
+    def settled(self, loss: Tensor) -> Tensor | None:
+        """Triplets already at least as hard as ``H_D``: zero loss and zero gradient for good."""
+        return loss == 0 if self.prune else None
+
+    def restrict(self, keep: Tensor) -> HardnessObjective:
+        """The objective over the kept triplets (``keep`` marks all three rows of each alike)."""
+        a, p, n = keep.chunk(3)
+        if not (torch.equal(a, p) and torch.equal(a, n)):
+            raise ValueError("keep must mark the anchor, positive and negative of a triplet alike")
+        dest = self.destination
+        return HardnessObjective(
+            dest[a.to(dest.device)] if dest.ndim else dest, self.distance, self.prune
+        )
 
     def __repr__(self) -> str:
         return f"HardnessObjective(metric={self.distance.name!r})"
@@ -122,6 +144,10 @@ class HardnessManipulationDefense(Defense):
         lambda of the intra-class-structure term (the paper uses 0.05 on SOP; 0 turns it off).
     initial_loss : float, default 2.0
         ``l_prev`` before the first step.
+    prune : bool, default True
+        Stop perturbing a triplet once it reaches ``H_D`` (exact: its gradient is zero from
+        then on); a step then costs only the triplets still moving. False makes every triplet
+        take every PGD step (the reference implementation's cost, same result).
 
     Examples
     --------
@@ -146,12 +172,16 @@ class HardnessManipulationDefense(Defense):
         miner: Any = None,
         ics_weight: float = 0.5,
         initial_loss: float = 2.0,
+        prune: bool = True,
     ) -> None:
         super().__init__(metric, margin, ranking_loss, miner)
         eps, alpha, steps = _check_pgd(eps, alpha, steps)
         self.pgd = LinfPGD(eps=eps, alpha=alpha, steps=steps)
         self.ics_weight = check_real(ics_weight, "ics_weight", low=0.0)
         self.initial_loss = check_real(initial_loss, "initial_loss")
+        if not isinstance(prune, bool):
+            raise TypeError(f"prune must be a bool, got {type(prune).__name__}")
+        self.prune = prune
         self.ics_loss = TripletLoss(self.distance, margin=0.0)
         self.previous_loss: Tensor | None = None
 
@@ -175,7 +205,7 @@ class HardnessManipulationDefense(Defense):
         m = a.shape[0]
         if m == 0:
             return self._no_triplets(inputs)
-        objective = HardnessObjective(self.destination(inputs.device), self.distance)
+        objective = HardnessObjective(self.destination(inputs.device), self.distance, self.prune)
         adversarial = self.pgd(model, torch.cat([inputs[a], inputs[p], inputs[n]]), objective)
         emb = model(torch.cat([adversarial, inputs[a], inputs[p]]))
         adv_a, adv_p, adv_n, clean_a, clean_p = emb.split(m)
@@ -202,5 +232,5 @@ class HardnessManipulationDefense(Defense):
         pgd = self.pgd
         return {
             "eps": pgd.eps, "alpha": pgd.alpha, "steps": pgd.steps, **super()._params(),
-            "ics_weight": self.ics_weight, "initial_loss": self.initial_loss,
+            "ics_weight": self.ics_weight, "initial_loss": self.initial_loss, "prune": self.prune,
         }  # fmt: skip

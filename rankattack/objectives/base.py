@@ -58,6 +58,21 @@ class RankingObjective(ABC):
         """Mean normalized rank ``[N]`` the embeddings achieve, if the objective has one."""
         return None
 
+    def settled(self, loss: Tensor) -> Tensor | None:
+        """Rows ``[N]`` (bool) that no further PGD step can move, or None (the default).
+
+        An objective returns a mask only where it is exact: a row it marks must have a zero
+        gradient now and at every later step, because its loss depends on its own inputs alone
+        (e.g. a hinge that is already satisfied). The engine then drops those rows from the
+        remaining steps ([restrict][rankattack.objectives.base.RankingObjective.restrict]),
+        which leaves the result unchanged and saves their forward and backward passes.
+        """
+        return None
+
+    def restrict(self, keep: Tensor) -> RankingObjective:
+        """The objective over the rows ``keep`` ``[N]`` (bool) only; see ``settled``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot drop settled rows")
+
 
 def direction_sign(direction: str) -> float:
     """Validate ``direction`` (one of ``DIRECTIONS``); +1 for "raise", -1 for "lower"."""
