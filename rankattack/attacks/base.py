@@ -128,6 +128,8 @@ def top1_hits(
 class RankingAttack:
     """Base of the ranking attacks: binds a model to the L-inf PGD engine.
 
+    A subclass names the attributes its ``repr`` shows, in order, in ``_param_names``.
+
     Parameters
     ----------
     model : callable
