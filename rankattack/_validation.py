@@ -92,6 +92,13 @@ def check_int(value: Any, name: str, *, low: int | None = None) -> int:
     return int(value)
 
 
+def check_bool(value: Any, name: str) -> bool:
+    """Check a flag: a bool, not merely a truthy value."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
 def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
     """Check that ``value`` is one of the allowed strings."""
     if not isinstance(value, str) or value not in choices:

@@ -242,6 +242,32 @@ def test_repr_shows_every_parameter():
     assert "metric='euclidean'" in repr(MaxShiftAttack(tiny_model(), metric="euclidean"))
 
 
+def test_every_attack_repr_shows_each_constructor_parameter_but_the_model():
+    import inspect
+
+    import rankattack
+    from rankattack.attacks import WhiteBoxOrderAttack
+
+    model = tiny_model()
+    gallery = Gallery(torch.randn(8, 6), torch.arange(8) % 2)
+    classes = [
+        getattr(rankattack, name)
+        for name in rankattack.__all__
+        if isinstance(getattr(rankattack, name), type)
+        and issubclass(getattr(rankattack, name), rankattack.RankingAttack)
+        and getattr(rankattack, name) is not rankattack.RankingAttack
+    ] + [WhiteBoxOrderAttack]
+    assert len(classes) == 9
+    for cls in classes:
+        names = [n for n in inspect.signature(cls).parameters if n not in ("model", "generator")]
+        atk = cls(model) if cls is MaxShiftAttack else cls(model, gallery)
+        assert list(atk._params()) == list(atk._param_names)
+        assert set(atk._params()) == set(names), cls.__name__
+        text = repr(atk)
+        assert text.startswith(f"{cls.__name__}(model=Sequential, ")
+        assert all(f"{n}=" in text for n in names), cls.__name__
+
+
 def test_custom_objective_reuses_the_engine():
     class TowardOrigin(RankingObjective):
         def __call__(self, embeddings):

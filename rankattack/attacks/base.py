@@ -18,12 +18,12 @@ import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
-from rankattack._validation import check_int, check_tensor, check_unit_range
+from rankattack._validation import check_bool, check_int, check_tensor, check_unit_range
 from rankattack.gallery import Gallery, check_embedding_output
 from rankattack.pgd import LinfPGD
 from rankattack.wrappers import eval_mode
@@ -128,6 +128,8 @@ def top1_hits(
 class RankingAttack:
     """Base of the ranking attacks: binds a model to the L-inf PGD engine.
 
+    A subclass names the attributes its ``repr`` shows, in order, in ``_param_names``.
+
     Parameters
     ----------
     model : callable
@@ -170,8 +172,16 @@ class RankingAttack:
     def steps(self) -> int:
         return self.pgd.steps
 
+    @property
+    def random_start(self) -> bool:
+        return self.pgd.random_start
+
+    #: The attributes ``repr`` shows (and ``_params`` returns), in order; a subclass lists
+    #: its own.
+    _param_names: ClassVar[tuple[str, ...]] = ("eps", "alpha", "steps")
+
     def _params(self) -> dict[str, Any]:
-        return {"eps": self.eps, "alpha": self.alpha, "steps": self.steps}
+        return {name: getattr(self, name) for name in self._param_names}
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__name__", type(self.model).__name__)
@@ -194,7 +204,7 @@ class RankingAttack:
     def _run_batched(
         self,
         run_one: Callable[..., R],
-        n: int,
+        inputs: str,
         batch_size: int | None,
         progress: bool,
         **per_sample: Tensor | None,
@@ -202,16 +212,21 @@ class RankingAttack:
         """Run ``run_one`` on chunks of ``batch_size`` rows of every per-sample argument.
 
         ``per_sample`` holds the arguments with one row per input (``[N, ...]`` tensors or
-        ``None``); each chunk's result is concatenated with
+        ``None``), among them the perturbed inputs under the name ``inputs``, which are
+        checked ([check_inputs][rankattack.attacks.base.RankingAttack.check_inputs]) before
+        the first chunk when the batch is split. Each chunk's result is concatenated with
         [concat_results][rankattack.attacks.base.concat_results]. With ``batch_size=None`` (or at
         least N) the whole batch runs at once, as without it. Results equal an unchunked run up to
         floating-point rounding of batched forward passes. ``progress`` shows a tqdm bar over the
         chunks.
         """
+        x = per_sample[inputs]
+        if batch_size is not None:  # the whole batch is checked before the first chunk
+            self.check_inputs(x, inputs)
+        n = x.shape[0] if isinstance(x, Tensor) else 0
         if batch_size is not None:
             batch_size = check_int(batch_size, "batch_size", low=1)
-        if not isinstance(progress, bool):
-            raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
+        check_bool(progress, "progress")
         if batch_size is None or batch_size >= n:
             return run_one(**per_sample)
         starts: Any = range(0, n, batch_size)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from torch import Tensor
 
@@ -64,6 +63,8 @@ class CandidateAttack(RankingAttack):
     True
     """
 
+    _param_names = ("gallery", "direction", "eps", "alpha", "steps", "random_start")
+
     def __init__(
         self,
         model: Callable[[Tensor], Tensor],
@@ -77,14 +78,6 @@ class CandidateAttack(RankingAttack):
         super().__init__(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
         self.gallery = check_gallery(gallery)
         self.direction = check_choice(direction, "direction", DIRECTIONS)
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "gallery": self.gallery,
-            "direction": self.direction,
-            **super()._params(),
-            "random_start": self.pgd.random_start,
-        }
 
     def objective(
         self,
@@ -123,21 +116,13 @@ class CandidateAttack(RankingAttack):
         ``batch_size`` splits a large batch into chunks of that many candidates (default:
         all at once), with a progress bar if ``progress``.
         """
-        if batch_size is not None:  # the whole batch is checked before the first chunk
-            self.check_inputs(candidates, "candidates")
-        n = candidates.shape[0] if isinstance(candidates, Tensor) else 0
         return self._run_batched(
-            self._run, n, batch_size, progress, candidates=candidates,
+            self._run, "candidates", batch_size, progress, candidates=candidates,
             queries=queries, query_embeddings=query_embeddings,
         )  # fmt: skip
 
-    def _run(
-        self,
-        candidates: Tensor,
-        queries: Tensor | None = None,
-        query_embeddings: Tensor | None = None,
-    ) -> AttackResult:
-        objective = self.objective(candidates, queries, query_embeddings)
+    def _run(self, candidates: Tensor, **targets: Tensor | None) -> AttackResult:
+        objective = self.objective(candidates, **targets)
         before = objective.ranks(self.embed(candidates, "candidates", self.gallery.dim))
         adv = self.pgd(self.model, candidates, objective)
         after = objective.ranks(self.embed(adv, "candidates", self.gallery.dim))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from rankattack._validation import check_bool
 from rankattack.attacks.base import RankingAttack, RecallResult, top1_hits
 from rankattack.attacks.targets import TargetResolver, check_labelled_gallery
 from rankattack.distances import row_chunks
@@ -87,6 +87,8 @@ class GreedyTopMisrankAttack(RankingAttack):
     True
     """
 
+    _param_names = ("gallery", "eps", "alpha", "steps", "random_start", "reference_index_bug")
+
     def __init__(
         self,
         model: Callable[[Tensor], Tensor],
@@ -99,19 +101,7 @@ class GreedyTopMisrankAttack(RankingAttack):
     ) -> None:
         super().__init__(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
         self.gallery = check_labelled_gallery(gallery, "the greedy top-1 misranking attack")
-        if not isinstance(reference_index_bug, bool):
-            raise TypeError(
-                f"reference_index_bug must be a bool, got {type(reference_index_bug).__name__}"
-            )
-        self.reference_index_bug = reference_index_bug
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "gallery": self.gallery,
-            **super()._params(),
-            "random_start": self.pgd.random_start,
-            "reference_index_bug": self.reference_index_bug,
-        }
+        self.reference_index_bug = check_bool(reference_index_bug, "reference_index_bug")
 
     def choose_targets(self, query_embeddings: Tensor, own_indices: Tensor | None = None) -> Tensor:
         """Gallery index ``[N]`` of ``e_u`` for clean query embeddings ``[N, D]``.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from torch import Tensor
 
@@ -83,6 +82,8 @@ class GreedyTopTranslocationAttack(RankingAttack):
     (True, True)
     """
 
+    _param_names = ("gallery", "eps", "alpha", "steps", "random_start", "k")
+
     def __init__(
         self,
         model: Callable[[Tensor], Tensor],
@@ -101,14 +102,6 @@ class GreedyTopTranslocationAttack(RankingAttack):
                 f"k must be smaller than the gallery ({len(gallery)} items; the top-k of a "
                 f"query leaves out its own copy), got {k}"
             )
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "gallery": self.gallery,
-            **super()._params(),
-            "random_start": self.pgd.random_start,
-            "k": self.k,
-        }
 
     def objective(
         self, queries: Tensor, query_indices: Tensor | None = None

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from torch import Tensor
 
+from rankattack._validation import check_bool
 from rankattack.attacks.base import RankingAttack, RecallResult, top1_hits
 from rankattack.attacks.targets import TargetResolver, check_labelled_gallery
 from rankattack.gallery import Gallery
@@ -63,6 +63,8 @@ class LearningToMisrankAttack(RankingAttack):
     True
     """
 
+    _param_names = ("gallery", "eps", "alpha", "steps", "random_start", "reference_self_bug")
+
     def __init__(
         self,
         model: Callable[[Tensor], Tensor],
@@ -75,19 +77,7 @@ class LearningToMisrankAttack(RankingAttack):
     ) -> None:
         super().__init__(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
         self.gallery = check_labelled_gallery(gallery, "the learning-to-misrank attack")
-        if not isinstance(reference_self_bug, bool):
-            raise TypeError(
-                f"reference_self_bug must be a bool, got {type(reference_self_bug).__name__}"
-            )
-        self.reference_self_bug = reference_self_bug
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "gallery": self.gallery,
-            **super()._params(),
-            "random_start": self.pgd.random_start,
-            "reference_self_bug": self.reference_self_bug,
-        }
+        self.reference_self_bug = check_bool(reference_self_bug, "reference_self_bug")
 
     def objective(
         self, queries: Tensor, labels: Tensor, query_indices: Tensor | None = None

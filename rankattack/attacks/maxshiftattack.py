@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -58,6 +57,8 @@ class MaxShiftAttack(RankingAttack):
     True
     """
 
+    _param_names = ("metric", "eps", "alpha", "steps", "jitter", "random_start")
+
     def __init__(
         self,
         model: Callable[[Tensor], Tensor],
@@ -79,14 +80,6 @@ class MaxShiftAttack(RankingAttack):
     @property
     def metric(self) -> str:
         return self.distance.name
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            **super()._params(),
-            "jitter": self.jitter,
-            "random_start": self.pgd.random_start,
-        }
 
     def perturb(self, x: Tensor, check: bool = True) -> tuple[Tensor, MaxShiftObjective]:
         """Attack ``x``; return the adversarial inputs and the objective (for the shift).
@@ -117,10 +110,7 @@ class MaxShiftAttack(RankingAttack):
         ``batch_size`` splits a large batch into chunks of that many inputs (default: all
         at once), with a progress bar if ``progress``.
         """
-        if batch_size is not None:  # the whole batch is checked before the first chunk
-            self.check_inputs(x, "x")
-        n = x.shape[0] if isinstance(x, Tensor) else 0
-        return self._run_batched(self._run, n, batch_size, progress, x=x)
+        return self._run_batched(self._run, "x", batch_size, progress, x=x)
 
     def _run(self, x: Tensor) -> ShiftResult:
         adv, objective = self.perturb(x)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -101,6 +100,9 @@ class QueryAttack(RankingAttack):
     True
     """
 
+    _param_names = ("gallery", "direction", "eps", "alpha", "steps", "xi", "sp_size",
+                    "random_start")  # fmt: skip
+
     def __init__(
         self,
         model: Callable[[Tensor], Tensor],
@@ -118,16 +120,6 @@ class QueryAttack(RankingAttack):
         self.direction = check_choice(direction, "direction", DIRECTIONS)
         self.xi = DEFAULT_XI[self.direction] if xi is None else check_real(xi, "xi", low=0.0)
         self.sp_size = check_sp_size(sp_size, gallery)
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "gallery": self.gallery,
-            "direction": self.direction,
-            **super()._params(),
-            "xi": self.xi,
-            "sp_size": self.sp_size,
-            "random_start": self.pgd.random_start,
-        }
 
     def semantic_set(
         self,
@@ -210,26 +202,14 @@ class QueryAttack(RankingAttack):
         ``batch_size`` splits a large batch into chunks of that many queries (default:
         all at once), with a progress bar if ``progress``.
         """
-        if batch_size is not None:  # the whole batch is checked before the first chunk
-            self.check_inputs(queries, "queries")
-        n = queries.shape[0] if isinstance(queries, Tensor) else 0
         return self._run_batched(
-            self._run, n, batch_size, progress, queries=queries,
+            self._run, "queries", batch_size, progress, queries=queries,
             candidate_indices=candidate_indices, candidates=candidates,
             candidate_embeddings=candidate_embeddings, query_indices=query_indices,
         )  # fmt: skip
 
-    def _run(
-        self,
-        queries: Tensor,
-        candidate_indices: Tensor | None = None,
-        candidates: Tensor | None = None,
-        candidate_embeddings: Tensor | None = None,
-        query_indices: Tensor | None = None,
-    ) -> AttackResult:
-        objective, q_emb = self.objective(
-            queries, candidate_indices, candidates, query_indices, candidate_embeddings
-        )
+    def _run(self, queries: Tensor, **targets: Tensor | None) -> AttackResult:
+        objective, q_emb = self.objective(queries, **targets)
         adv = self.pgd(self.model, queries, objective)
         adv_emb = self.embed(adv, "queries", self.gallery.dim)
         return AttackResult(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from torch import Tensor
 
@@ -76,6 +75,8 @@ class TargetedMismatchAttack(RankingAttack):
     True
     """
 
+    _param_names = ("gallery", "eps", "alpha", "steps", "random_start")
+
     def __init__(
         self,
         model: Callable[[Tensor], Tensor],
@@ -87,13 +88,6 @@ class TargetedMismatchAttack(RankingAttack):
     ) -> None:
         super().__init__(model, eps=eps, alpha=alpha, steps=steps, random_start=random_start)
         self.gallery = check_gallery(gallery)
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "gallery": self.gallery,
-            **super()._params(),
-            "random_start": self.pgd.random_start,
-        }
 
     def objective(
         self,

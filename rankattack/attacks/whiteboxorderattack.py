@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -111,6 +110,8 @@ class WhiteBoxOrderAttack(RankingAttack):
     torch.Size([4])
     """
 
+    _param_names = ("gallery", "k", "eps", "alpha", "steps", "xi", "seed")
+
     def __init__(
         self,
         model: Callable[[Tensor], Tensor],
@@ -129,10 +130,6 @@ class WhiteBoxOrderAttack(RankingAttack):
             raise ValueError(f"k must be <= the gallery size {len(gallery)}, got {k}")
         self.xi = check_real(xi, "xi", low=0.0)
         self.seed = check_int(seed, "seed")
-
-    def _params(self) -> dict[str, Any]:
-        return {"gallery": self.gallery, "k": self.k, **super()._params(), "xi": self.xi,
-                "seed": self.seed}  # fmt: skip
 
     def objective(
         self, queries: Tensor, target_order: Tensor | None = None, query_ids: Tensor | None = None

@@ -11,8 +11,6 @@ the reported figures, [summary_table][rankattack.blackbox.report.summary_table] 
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rankattack.evaluation.jsonlines import JsonLinesLog
+
 __all__ = [
     "BlackBoxLog",
     "ChunkRecord",
@@ -30,8 +30,6 @@ __all__ = [
     "summarize",
     "summary_table",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 def perturbation_norms(adversarial: Tensor, clean: Tensor) -> tuple[Tensor, Tensor]:
@@ -64,52 +62,23 @@ class ChunkRecord:
         return cls(**{k: v for k, v in d.items() if k != "type"})
 
 
-class BlackBoxLog:
+class BlackBoxLog(JsonLinesLog):
     """A JSON-lines file: one ``meta`` record, then one
     [ChunkRecord][rankattack.blackbox.report.ChunkRecord] per line.
 
-    A line cut short by a kill is ignored on reading and dropped before the next append.
+    A line cut short by a kill is ignored on reading and dropped before the next append
+    ([JsonLinesLog][rankattack.evaluation.jsonlines.JsonLinesLog]).
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    path_argument = None  # any path pathlib takes
 
     def read(self) -> tuple[dict[str, Any] | None, dict[tuple[str, int], ChunkRecord]]:
         """The meta record and the chunks by ``(cell, start)`` (the last line wins)."""
-        meta: dict[str, Any] | None = None
-        chunks: dict[tuple[str, int], ChunkRecord] = {}
-        if not self.path.exists():
-            return meta, chunks
-        for n, line in enumerate(self.path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                logger.warning("%s:%d: skipping a cut-off line", self.path, n)
-                continue
-            if rec.get("type") == "meta":
-                meta = {k: v for k, v in rec.items() if k != "type"}
-            elif rec.get("type") == "chunk":
-                c = ChunkRecord.from_dict(rec)
-                chunks[(c.cell, c.start)] = c
-        return meta, chunks
-
-    def _append(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            data = self.path.read_bytes()
-            if data and not data.endswith(b"\n"):
-                self.path.write_bytes(data[: data.rfind(b"\n") + 1])
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
-            fh.flush()
-
-    def write_meta(self, meta: dict[str, Any]) -> None:
-        self._append({"type": "meta", **meta})
+        meta, chunks = self._read("chunk", ChunkRecord.from_dict)
+        return meta, {(c.cell, c.start): c for c in chunks}
 
     def append(self, chunk: ChunkRecord) -> None:
-        self._append(chunk.to_dict())
+        self._append("chunk", chunk.to_dict())
 
 
 def _ci(values: Tensor) -> tuple[float, float]:

@@ -1,16 +1,17 @@
 """What the subcommands share: argument groups, argument checks, loading and writing.
 
-The argument groups (``_common``, ``_data_args``, ``_protocol_args``, ``_train_args``)
-add the options several subcommands take, each with its help and default. The checks
-(``_number``, ``_floats``, ``_ints``, ``_choices``, ``_at_least``) turn an option's text
-into values or raise a ``ValueError`` that names the option (``--eps must be ...``), so
-every command checks all its arguments before it does any work and every bad argument
-ends the same way: one line on stderr and exit status 2 (``app.main``). Lists are
+The argument groups (``_common``, ``_data_args``, ``_checkpoint_args``, ``_protocol_args``,
+``_train_args``) add the options several subcommands take, each with its help and default.
+The checks (``_number``, ``_floats``, ``_ints``, ``_one``, ``_choices``, ``_at_least``) turn
+an option's text into values or raise a ``ValueError`` that names the option (``--eps must
+be ...``), so every command checks all its arguments before it does any work and every bad
+argument ends the same way: one line on stderr and exit status 2 (``app.main``). Lists are
 comma-separated or space-separated, for every list option alike (``--eps 0,0.1`` or
 ``--eps 0 0.1``). ``_device``, ``_dataset_spec``, ``_load_data`` and ``_load_model``
 resolve the device, the dataset (by default the one the checkpoint records) and a
-checkpoint; ``_write_outputs`` and ``_ranking_figures`` write an evaluation's tables and
-figures. Heavy modules (datasets, training, evaluation, plots) are imported inside the
+checkpoint; ``_load_checkpoints`` loads the checkpoints a command attacks with the test set
+of their dataset. ``_write_outputs`` and ``_ranking_figures`` write an evaluation's tables
+and figures. Heavy modules (datasets, training, evaluation, plots) are imported inside the
 functions, so that the command starts fast.
 """
 
@@ -21,7 +22,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -121,6 +122,13 @@ def _ints(value: str | Sequence[str], name: str, low: int | None = 1) -> list[in
             raise ValueError(f"{name} must be >= {low}, got {number}")
         out.append(number)
     return out
+
+
+def _one(values: list[float], name: str) -> float:
+    """The one number an option that takes a single value was given."""
+    if len(values) != 1:
+        raise ValueError(f"{name} must be one number, got {len(values)}")
+    return values[0]
 
 
 def _choices(value: str | Sequence[str], name: str, choices: Sequence[str]) -> list[str]:
@@ -232,6 +240,17 @@ def _data_args(p: argparse.ArgumentParser, default: str | None = "digits") -> No
         help="use a stratified subset of the test set of this size (default: all of it"
         + (", or the subset the checkpoint was trained with)" if default is None else ")"),
     )  # fmt: skip
+
+
+def _checkpoint_args(p: argparse.ArgumentParser, **checkpoint: Any) -> None:
+    """The options of a command that attacks checkpoints on their test set: ``_common``
+    (``--out`` required), the dataset options (default: the checkpoint's) and a required
+    ``--checkpoint``, one file or folder unless ``checkpoint`` (argparse's keywords) says
+    otherwise."""
+    _common(p, None)
+    _data_args(p, None)
+    checkpoint.setdefault("help", "checkpoint.pt written by `train` (or its directory) (required)")
+    p.add_argument("--checkpoint", required=True, **checkpoint)
 
 
 def _protocol_args(p: argparse.ArgumentParser, eps: str, sizes: str, samples: int) -> None:
@@ -463,6 +482,27 @@ def _load_model(path: str, device: torch.device) -> tuple[Any, Any]:
 
     model, config = load_checkpoint(path, map_location=device)
     return model.to(device).eval(), config
+
+
+class _Loaded(NamedTuple):
+    """Checkpoints and the test set they are attacked on."""
+
+    spec: Any
+    models: list[tuple[Any, Any]]
+    data: Any
+    inputs: torch.Tensor
+    labels: torch.Tensor
+
+
+def _load_checkpoints(
+    args: argparse.Namespace, files: Sequence[Path], device: torch.device
+) -> _Loaded:
+    """The dataset of the checkpoints ``files`` (``_dataset_spec``), each checkpoint's model
+    (in eval mode) and config, the data, and its test inputs and labels on ``device``."""
+    spec = _dataset_spec(args, _checkpoint_records(files))
+    models = [_load_model(str(f), device) for f in files]
+    data = spec.load()
+    return _Loaded(spec, models, data, data.test_x.to(device), data.test_y.to(device))
 
 
 # --------------------------------------------------------------------------------------

@@ -20,16 +20,13 @@ from typing import Any
 
 from rankattack.cli.common import (
     ATTACK_CHOICES,
+    _checkpoint_args,
     _checkpoint_file,
-    _checkpoint_records,
     _choices,
-    _common,
-    _data_args,
-    _dataset_spec,
     _device,
     _floats,
     _ints,
-    _load_model,
+    _load_checkpoints,
     _on_resume,
     _protocol_args,
     _ranking_figures,
@@ -65,12 +62,7 @@ def add_parser(
         "<out>/results.jsonl; rerunning the same command resumes. Each cell's attacks are "
         "kept in <out>/samples/ and <out>/samples.csv.",
     )
-    _common(p, None)
-    _data_args(p, None)
-    p.add_argument(
-        "--checkpoint", required=True,
-        help="checkpoint.pt written by `train` (or its directory) (required)",
-    )  # fmt: skip
+    _checkpoint_args(p)
     _protocol_args(p, "0,0.01,0.03,0.1,0.3", "1,2,5,10", 1000)
     p.add_argument(
         "--name", default=None, help="model name in tables (default: the --out folder's name)"
@@ -118,14 +110,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     device = _device(args.device)
     checkpoint = _checkpoint_file(args.checkpoint)
-    spec = _dataset_spec(args, _checkpoint_records([checkpoint]))
-
-    model, config = _load_model(str(checkpoint), device)
-    data = spec.load()
+    spec, [(model, config)], data, inputs, labels = _load_checkpoints(args, [checkpoint], device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = args.name or out.name
-    inputs, labels = data.test_x.to(device), data.test_y.to(device)
     metric = getattr(config, "metric", "cosine")
     defended = getattr(config, "defense", None) not in (None, "none")
     _say(

@@ -18,16 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from rankattack.cli.common import (
+    _checkpoint_args,
     _checkpoint_file,
-    _checkpoint_records,
     _choices,
-    _common,
-    _data_args,
-    _dataset_spec,
     _device,
     _floats,
     _int_option,
-    _load_model,
+    _load_checkpoints,
+    _one,
     _say,
 )
 
@@ -50,10 +48,8 @@ def add_parser(
         "model's per-query results are appended to <out>/<model>.jsonl; rerunning the same "
         "command resumes.",
     )
-    _common(p, None)
-    _data_args(p, None)
-    p.add_argument(
-        "--checkpoint", action="append", required=True, metavar="CKPT",
+    _checkpoint_args(
+        p, action="append", metavar="CKPT",
         help="checkpoint.pt (or its directory) written by `train`; repeat for more models "
         "(required)",
     )  # fmt: skip
@@ -107,9 +103,9 @@ def _profile(args: argparse.Namespace) -> Any:
     from rankattack.evaluation.robustness import get_profile
 
     if args.eps is not None:
-        (args.eps,) = _one(_floats(args.eps, "--eps"), "--eps")
+        args.eps = _one(_floats(args.eps, "--eps"), "--eps")
     if args.alpha is not None:
-        (args.alpha,) = _one(_floats(args.alpha, "--alpha", low=None), "--alpha")
+        args.alpha = _one(_floats(args.alpha, "--alpha", low=None), "--alpha")
         if not args.alpha > 0:
             raise ValueError(f"--alpha must be > 0, got {args.alpha:g}")
     if args.steps is not None and args.steps < 0:
@@ -131,12 +127,6 @@ def _profile(args: argparse.Namespace) -> Any:
         changes["name"] = f"{profile.name}-custom"
         profile = dataclasses.replace(profile, **changes)
     return profile
-
-
-def _one(values: list[float], name: str) -> list[float]:
-    if len(values) != 1:
-        raise ValueError(f"{name} must be one number, got {len(values)}")
-    return values
 
 
 def _names(args: argparse.Namespace, files: list[Path]) -> list[str]:
@@ -175,12 +165,9 @@ def run(args: argparse.Namespace) -> int:
     files = [_checkpoint_file(c) for c in args.checkpoint]
     names = _names(args, files)
     device = _device(args.device)
-    spec = _dataset_spec(args, _checkpoint_records(files))
-    models = [_load_model(str(f), device) for f in files]
-    data = spec.load()
+    spec, models, data, inputs, labels = _load_checkpoints(args, files, device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    inputs, labels = data.test_x.to(device), data.test_y.to(device)
     t = inputs.shape[0] if args.samples is None else args.samples
     _say(
         f"robustness of {len(files)} model(s) on {spec.describe()}: |X| = {inputs.shape[0]}, "

@@ -17,16 +17,13 @@ import torch
 
 from rankattack.cli.common import (
     ATTACK_CHOICES,
+    _checkpoint_args,
     _checkpoint_file,
-    _checkpoint_records,
     _choices,
-    _common,
-    _data_args,
-    _dataset_spec,
     _device,
     _floats,
     _int_option,
-    _load_model,
+    _load_checkpoints,
     _say,
 )
 
@@ -46,12 +43,9 @@ def add_parser(
         "normalized rank (percent) before -> after with 95% intervals. Writes "
         "transfer.json (numbers) into --out.",
     )
-    _common(p, None)
-    _data_args(p, None)
-    p.add_argument(
-        "--checkpoint", nargs="+", required=True,
-        help="two or more checkpoints (rows/columns of the matrix) (required)",
-    )  # fmt: skip
+    _checkpoint_args(
+        p, nargs="+", help="two or more checkpoints (rows/columns of the matrix) (required)"
+    )
     p.add_argument(
         "--names", default=None,
         help="comma-separated model names (default: each checkpoint's folder name)",
@@ -129,15 +123,11 @@ def run(args: argparse.Namespace) -> int:
             f"got {names}"
         )
     files = [_checkpoint_file(p) for p in args.checkpoint]
-    spec = _dataset_spec(args, _checkpoint_records(files))
-
-    loaded = [_load_model(str(f), device) for f in files]
+    spec, loaded, _, inputs, labels = _load_checkpoints(args, files, device)
     models = {name: m for name, (m, _) in zip(names, loaded, strict=True)}
     metrics = {
         name: getattr(c, "metric", "cosine") for name, (_, c) in zip(names, loaded, strict=True)
     }
-    data = spec.load()
-    inputs, labels = data.test_x.to(device), data.test_y.to(device)
     galleries = {
         name: Gallery.from_inputs(m, inputs, labels, metric=metrics[name])
         for name, m in models.items()

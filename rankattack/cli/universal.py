@@ -18,16 +18,14 @@ import torch
 
 from rankattack.cli.common import (
     ATTACK_CHOICES,
+    _checkpoint_args,
     _checkpoint_file,
-    _checkpoint_records,
     _choices,
-    _common,
-    _data_args,
-    _dataset_spec,
     _device,
     _floats,
     _ints,
-    _load_model,
+    _load_checkpoints,
+    _one,
     _say,
 )
 
@@ -78,12 +76,7 @@ def add_parser(
         "before and after with 95% intervals; writes perturbation.pt, universal.json and "
         "perturbation.png into --out.",
     )
-    _common(p, None)
-    _data_args(p, None)
-    p.add_argument(
-        "--checkpoint", required=True,
-        help="checkpoint.pt written by `train` (or its directory) (required)",
-    )  # fmt: skip
+    _checkpoint_args(p)
     p.add_argument(
         "--attack", default="CA+",
         help="one of CA+ (I-CA+), CA-, QA+, QA- (default: CA+)",
@@ -134,11 +127,7 @@ def run(args: argparse.Namespace) -> int:
         )
     device = _device(args.device)
     checkpoint = _checkpoint_file(args.checkpoint)
-    spec = _dataset_spec(args, _checkpoint_records([checkpoint]))
-
-    model, config = _load_model(str(checkpoint), device)
-    data = spec.load()
-    inputs, labels = data.test_x.to(device), data.test_y.to(device)
+    spec, [(model, config)], data, inputs, labels = _load_checkpoints(args, [checkpoint], device)
     gallery = Gallery.from_inputs(model, inputs, labels, metric=getattr(config, "metric", "cosine"))
     n = max(1, round(fraction * len(gallery)))
     if 2 * n > len(gallery):
@@ -183,9 +172,3 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     _say(f"wrote {out / 'perturbation.pt'}, {out / 'universal.json'}, {figure}")
     return 0
-
-
-def _one(values: list[float], name: str) -> float:
-    if len(values) != 1:
-        raise ValueError(f"{name} must be one number, got {len(values)}")
-    return values[0]

@@ -33,6 +33,9 @@ sampling
 statistics
     The 95% Student-t interval of a cell, the model's R@1, R@k and mAP, and the
     embedding spread.
+jsonlines
+    ``JsonLinesLog``, the JSON-lines file every resumable run appends to (the base of the
+    results logs).
 resultslog
     ``ResultsLog``, the JSON-lines log a killed run resumes from.
 results

@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -166,6 +166,17 @@ def _norms(adv: Tensor, clean: Tensor) -> tuple[Tensor, Tensor]:
     return delta.abs().amax(1), delta.norm(dim=1)
 
 
+def _concat(batches: Iterable[tuple[Tensor | None, ...]], n: int) -> list[Tensor | None]:
+    """Each of the ``n`` per-sample figures of the batches, concatenated on the CPU (``None``
+    for a figure no batch has)."""
+    parts: list[list[Tensor]] = [[] for _ in range(n)]
+    for batch in batches:
+        for part, value in zip(parts, batch, strict=True):
+            if value is not None:
+                part.append(value)
+    return [torch.cat(part).detach().cpu() if part else None for part in parts]
+
+
 def run_cell(
     model: Callable[[Tensor], Tensor],
     gallery: Gallery,
@@ -262,11 +273,6 @@ def run_cell_samples(
     anchors = sample.anchors.to(device)
     partners = sample.partners.to(device)
     direction = "raise" if attack.endswith("+") else "lower"
-    parts: dict[str, list[Tensor]] = {
-        k: [] for k in ("before", "after", "sp_before", "sp_after", "linf", "l2", "adv")
-    }
-
-    keys = ("before", "after", "sp_before", "sp_after", "linf", "l2", "adv")
 
     def record(clean: Tensor, res: Any) -> tuple[Tensor | None, ...]:
         """One batch's per-sample figures (computed on the rank that ran it)."""
@@ -274,11 +280,6 @@ def run_cell_samples(
         adv = res.adversarial.detach().cpu() if adversarial else None
         return (res.rank_before, res.rank_after, res.sp_rank_before, res.sp_rank_after,
                 linf, l2, adv)  # fmt: skip
-
-    def keep(rec: tuple[Tensor | None, ...]) -> None:
-        for key, value in zip(keys, rec, strict=True):
-            if value is not None:
-                parts[key].append(value)
 
     if attack.startswith("CA"):
         ca = CandidateAttack(model, gallery, direction, eps=eps, alpha=alpha, steps=steps)
@@ -288,8 +289,7 @@ def run_cell_samples(
             a, p = anchors[s : s + per_call], partners[s : s + per_call]
             return record(inputs[a], ca.run(inputs[a], query_embeddings=gallery.embeddings[p]))
 
-        for rec in map_batches(ca_batch, range(0, samples, per_call), device=device):
-            keep(rec)
+        batches = map_batches(ca_batch, range(0, samples, per_call), device=device)
     else:
         qa = QueryAttack(
             model, gallery, direction, eps=eps, alpha=alpha, steps=steps, xi=xi, sp_size=sp_size
@@ -299,13 +299,8 @@ def run_cell_samples(
             a, p = anchors[s : s + batch_size], partners[s : s + batch_size]
             return record(inputs[a], qa.run(inputs[a], candidate_indices=p, query_indices=a))
 
-        for rec in map_batches(qa_batch, range(0, samples, batch_size), device=device):
-            keep(rec)
-
-    def cat(key: str) -> Tensor | None:
-        return torch.cat(parts[key]).detach().cpu() if parts[key] else None
-
-    linf, l2 = cat("linf"), cat("l2")
+        batches = map_batches(qa_batch, range(0, samples, batch_size), device=device)
+    before, after, sp_before, sp_after, linf, l2, adv = _concat(batches, 7)
     assert linf is not None and l2 is not None
     return CellSamples(
         attack=attack,
@@ -314,13 +309,13 @@ def run_cell_samples(
         seed=seed,
         anchors=sample.anchors.cpu(),
         partners=sample.partners.cpu(),
-        rank_before=cat("before"),
-        rank_after=cat("after"),
-        sp_rank_before=cat("sp_before"),
-        sp_rank_after=cat("sp_after"),
+        rank_before=before,
+        rank_after=after,
+        sp_rank_before=sp_before,
+        sp_rank_after=sp_after,
         linf=linf,
         l2=l2,
-        adversarial=cat("adv"),
+        adversarial=adv,
         params=_params(attack, top_fraction, xi, sp_size, alpha, steps),
         seconds=time.perf_counter() - start,
     )
@@ -388,17 +383,11 @@ def run_shift_cell_samples(
         n = min(batch_size, samples - s)
         torch.rand((n, *inputs.shape[1:]), device=inputs.device, dtype=inputs.dtype)
 
-    shifts, linfs, l2s, advs = [], [], [], []
     with _seeded(cseed, inputs.device):
         starts = range(0, samples, batch_size)
-        for shift, linf, l2, adv in map_batches(
-            shift_batch, starts, skip=skip, device=inputs.device
-        ):
-            shifts.append(shift)
-            linfs.append(linf)
-            l2s.append(l2)
-            if adv is not None:
-                advs.append(adv)
+        batches = map_batches(shift_batch, starts, skip=skip, device=inputs.device)
+        shift, linf, l2, adv = _concat(batches, 4)
+    assert linf is not None and l2 is not None
     return CellSamples(
         attack=SHIFT,
         eps=eps,
@@ -408,10 +397,10 @@ def run_shift_cell_samples(
         partners=None,
         rank_before=None,
         rank_after=None,
-        shift=torch.cat(shifts).detach().cpu(),
-        linf=torch.cat(linfs).detach().cpu(),
-        l2=torch.cat(l2s).detach().cpu(),
-        adversarial=torch.cat(advs) if advs else None,
+        shift=shift,
+        linf=linf,
+        l2=l2,
+        adversarial=adv,
         params={"alpha": alpha, "steps": steps, "metric": metric},
         seconds=time.perf_counter() - start,
     )

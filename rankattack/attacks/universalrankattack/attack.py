@@ -117,6 +117,9 @@ class UniversalRankAttack(RankingAttack):
     True
     """
 
+    _param_names = ("gallery", "target", "direction", "eps", "alpha", "steps", "batch_size",
+                    "xi", "sp_size")  # fmt: skip
+
     def __init__(
         self,
         model: Callable[[Tensor], Tensor],
@@ -144,17 +147,6 @@ class UniversalRankAttack(RankingAttack):
             )
         self.sp_size = check_sp_size(sp_size, gallery)
         self._perturbation: Tensor | None = None
-
-    def _params(self) -> dict[str, Any]:
-        return {
-            "gallery": self.gallery,
-            "target": self.target,
-            "direction": self.direction,
-            **super()._params(),
-            "batch_size": self.batch_size,
-            "xi": self.xi,
-            "sp_size": self.sp_size,
-        }
 
     # the perturbation ------------------------------------------------------------------
     @property

@@ -10,16 +10,13 @@ ends with the numbers an uninterrupted one gives.
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-__all__ = ["Chunk", "RobustnessLog"]
+from rankattack.evaluation.jsonlines import JsonLinesLog
 
-logger = logging.getLogger(__name__)
+__all__ = ["Chunk", "RobustnessLog"]
 
 #: Meta fields that must match for a log to be resumed (the rest are informative).
 _MATCH = ("version", "gallery_size", "dim", "metric", "eps", "alpha", "steps", "seed", "samples")
@@ -73,11 +70,11 @@ class Chunk:
         )
 
 
-class RobustnessLog:
+class RobustnessLog(JsonLinesLog):
     """A JSON-lines file: one ``meta`` record, then one ``chunk`` record per line.
 
     A line cut short by a kill is dropped when the file is read and repaired before the
-    next append.
+    next append ([JsonLinesLog][rankattack.evaluation.jsonlines.JsonLinesLog]).
 
     Parameters
     ----------
@@ -85,31 +82,11 @@ class RobustnessLog:
         The ``.jsonl`` file (created with its parent directories when missing).
     """
 
-    def __init__(self, path: str | Path) -> None:
-        if not isinstance(path, str | Path):
-            raise TypeError(f"results must be a str or Path, got {type(path).__name__}")
-        self.path = Path(path)
+    path_argument = "results"
 
     def read(self) -> tuple[dict[str, Any] | None, list[Chunk]]:
         """The meta record (or ``None``) and the chunks, in file order."""
-        if not self.path.exists():
-            return None, []
-        meta: dict[str, Any] | None = None
-        chunks: list[Chunk] = []
-        for n, line in enumerate(self.path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                logger.warning("%s:%d: skipping an unreadable (cut-off) line", self.path, n)
-                continue
-            kind = record.pop("type", None)
-            if kind == "meta":
-                meta = record
-            elif kind == "chunk":
-                chunks.append(Chunk.from_dict(record))
-        return meta, chunks
+        return self._read("chunk", Chunk.from_dict)
 
     def check_meta(self, old: dict[str, Any], new: dict[str, Any]) -> None:
         """Raise if ``old`` (from the file) was written by a run that ``new`` cannot resume."""
@@ -127,30 +104,5 @@ class RobustnessLog:
                     f"(gallery {key} {a!r}, now {b!r}); use another file"
                 )
 
-    def _repair(self) -> None:
-        """Drop a last line cut off by a kill, so that appends start on a fresh line."""
-        if not self.path.exists():
-            return
-        with self.path.open("rb+") as fh:
-            size = fh.seek(0, 2)
-            if size == 0:
-                return
-            fh.seek(size - 1)
-            if fh.read(1) == b"\n":
-                return
-            fh.seek(0)
-            data = fh.read()
-            fh.truncate(data.rfind(b"\n") + 1)
-
-    def _append(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair()
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
-            fh.flush()
-
-    def write_meta(self, meta: dict[str, Any]) -> None:
-        self._append({"type": "meta", **meta})
-
     def append(self, chunk: Chunk) -> None:
-        self._append({"type": "chunk", **chunk.to_dict()})
+        self._append("chunk", chunk.to_dict())
