@@ -238,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     clock: Callable[[], float] = time.process_time if args.clock == "cpu" else time.perf_counter
-    inputs, labels, data_name = load_data(args)
+    try:
+        inputs, labels, data_name = load_data(args)
+    except (OSError, ValueError) as err:
+        print(f"--data-dir: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
     if args.samples > inputs.shape[0]:
         print(f"--samples must be at most |X| = {inputs.shape[0]}", file=sys.stderr)
         return 2
