@@ -423,17 +423,140 @@ class Gallery:
             raise ValueError(
                 f"signs must hold {thresholds.shape[1]} values of +1 or -1, got {list(signs)}"
             )
+        fused = anchors.device.type == "cpu"
         out: Tensor = _GalleryHinge.apply(
-            anchors, thresholds, signs, self._prepared, self._distance, self._chunk_budget
+            anchors, thresholds, signs, self._prepared, self._distance, self._chunk_budget, fused
         )
         return out
 
 
-class _GalleryHinge(torch.autograd.Function):
-    """Blockwise ``sum_x [s (t - d(a, x))]_+`` with a hand-written, blockwise backward.
+#: Elements of distances handled at a time by the fused hinge (cache-sized tiles).
+_TILE = 2**17
 
-    Columns (targets) are processed one at a time: ``[M, block]`` passes stay in cache,
-    several times faster than one ``[M, k, block]`` broadcast.
+#: Up to this many thresholds per anchor, a distance's interval is found by comparing it
+#: with each (fast vectorized passes); beyond, by one binary search per distance.
+_COMPARE_MAX = 32
+
+
+class _Intervals:
+    """The k thresholds of each anchor as boundaries of k + 1 distance intervals.
+
+    Target j of anchor i is active for a distance d when ``d < t_ij`` (sign +1) or
+    ``d > t_ij`` (sign -1). Both are one comparison ``u_ij <= d`` against the boundary
+    ``u_ij = t_ij`` (sign +1: active when false) or ``u_ij = nextafter(t_ij, +inf)``
+    (sign -1: active when true). So a distance's interval ``c = |{j : u_ij <= d}|``
+    tells which targets it activates: target j, at position ``p_ij`` among the row's
+    sorted boundaries, is active exactly when ``c <= p_ij`` (sign +1) or ``c > p_ij``
+    (sign -1). A distance equal to a threshold activates nothing, as in the hinge
+    ``[s (t - d)]_+``.
+
+    Parameters
+    ----------
+    thresholds : Tensor
+        ``[M, k]`` thresholds (detached here).
+    signs : tuple of float
+        ``k`` values, +1 or -1.
+    dtype : torch.dtype
+        Dtype the distances are compared in.
+    """
+
+    def __init__(self, thresholds: Tensor, signs: tuple[float, ...], dtype: torch.dtype) -> None:
+        m, k = thresholds.shape
+        device = thresholds.device
+        t = thresholds.detach().to(dtype)
+        self.k = k
+        self.dtype = dtype
+        self.raise_ = torch.tensor([v > 0 for v in signs], device=device)  # [k]
+        bounds = torch.where(self.raise_, t, torch.nextafter(t, t.new_full((), math.inf)))
+        ordered, order = bounds.sort(dim=1, stable=True)
+        self.sorted = ordered.contiguous()
+        ranks = torch.arange(k, device=device).expand(m, k)
+        self.position = torch.empty_like(order).scatter_(1, order, ranks)  # [M, k]
+        # active[i, j, c]: target j of anchor i is active in interval c
+        below = torch.arange(k + 1, device=device) <= self.position.unsqueeze(2)
+        self.active = torch.where(self.raise_.view(1, k, 1), below, ~below)
+        # interval c of row i is bin i (k + 1) + c of one flat histogram
+        index = torch.int32 if m * (k + 1) < 2**31 else torch.long
+        self.offsets = (torch.arange(m, device=device, dtype=index) * (k + 1)).unsqueeze(1)
+
+    def locate(self, d: Tensor) -> Tensor:
+        """Flat histogram bins ``[M * B]`` (int32 or int64) of distances ``d`` ``[M, B]``."""
+        bins = torch.empty(d.shape, dtype=self.offsets.dtype, device=d.device)
+        tiles = self._tiles(d)
+        scratch = self._scratch(d, tiles)
+        for r0, r1 in tiles:
+            self._locate_rows(d[r0:r1], r0, r1, bins[r0:r1], scratch)
+        return bins.view(-1)
+
+    def locate_and_count(self, d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Bins of ``d`` ``[M, B]`` and each interval's count and float64 sum of distances.
+
+        Returns flat bins ``[M * B]``, counts ``[M, k + 1]`` (int64) and sums
+        ``[M, k + 1]`` (float64). Works on tiles of rows small enough to stay in cache.
+        """
+        m = self.offsets.shape[0]
+        size = m * (self.k + 1)
+        bins = torch.empty(d.shape, dtype=self.offsets.dtype, device=d.device)
+        counts = torch.zeros(size, dtype=torch.long, device=d.device)
+        sums = torch.zeros(size, dtype=torch.float64, device=d.device)
+        tiles = self._tiles(d)
+        scratch = self._scratch(d, tiles)
+        wide = torch.empty(scratch[0].numel(), dtype=torch.float64, device=d.device)
+        for r0, r1 in tiles:
+            flat = self._locate_rows(d[r0:r1], r0, r1, bins[r0:r1], scratch).view(-1)
+            values = wide[: flat.numel()].copy_(d[r0:r1].reshape(-1))
+            counts += torch.bincount(flat, minlength=size)
+            sums += torch.bincount(flat, weights=values, minlength=size)
+        return bins.view(-1), counts.view(m, -1), sums.view(m, -1)
+
+    @staticmethod
+    def _tiles(d: Tensor) -> list[tuple[int, int]]:
+        """Row ranges of at most :data:`_TILE` elements (at least one row)."""
+        rows = max(1, _TILE // max(1, d.shape[1]))
+        return [(r, min(r + rows, d.shape[0])) for r in range(0, d.shape[0], rows)]
+
+    def _scratch(self, d: Tensor, tiles: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
+        """Reusable interval counters and comparison results for one tile.
+
+        Comparisons written as 0/1 floating-point values run vectorized (boolean
+        outputs do not).
+        """
+        size = (tiles[0][1] - tiles[0][0]) * d.shape[1] if tiles else 0
+        dtype = self.dtype if self.dtype in (torch.float32, torch.float64) else torch.float32
+        return (
+            torch.empty(size, dtype=dtype, device=d.device),
+            torch.empty(size, dtype=dtype, device=d.device),
+        )
+
+    def _locate_rows(
+        self, d: Tensor, r0: int, r1: int, out: Tensor, scratch: tuple[Tensor, Tensor]
+    ) -> Tensor:
+        """Write the bins of rows ``r0:r1`` (distances ``d``) into ``out``; return it."""
+        d = d.to(self.dtype)
+        bounds = self.sorted[r0:r1]
+        if self.k <= _COMPARE_MAX:
+            c = scratch[0][: d.numel()].view(d.shape)
+            above = scratch[1][: d.numel()].view(d.shape)
+            torch.ge(d, bounds[:, :1], out=c)
+            for p in range(1, self.k):
+                c += torch.ge(d, bounds[:, p : p + 1], out=above)
+            out.copy_(c)
+        else:
+            int32 = out.dtype == torch.int32
+            torch.searchsorted(bounds, d.contiguous(), right=True, out_int32=int32, out=out)
+        return out.add_(self.offsets[r0:r1])
+
+
+class _GalleryHinge(torch.autograd.Function):
+    """Blockwise ``sum_x [s (t - d(a, x))]_+`` for k targets, with a blockwise backward.
+
+    ``fused`` (the CPU path): one pass over each gallery block serves all k targets.
+    Each distance is placed among its row's k thresholds (:class:`_Intervals`); the
+    count and the float64 sum of the distances in each interval give every hinge sum,
+    ``n t - S`` (sign +1) or ``S - n t`` (sign -1), and the backward weight of a
+    distance depends only on its interval (one lookup in an ``[M, k + 1]`` table).
+    Otherwise (accelerators, where float atomics would make histograms
+    nondeterministic) the targets are processed one at a time.
     """
 
     @staticmethod
@@ -445,28 +568,54 @@ class _GalleryHinge(torch.autograd.Function):
         gallery: Tensor,
         distance: Distance,
         budget: int,
+        fused: bool,
     ) -> Tensor:
-        m = thresholds.shape[0]
+        m, k = thresholds.shape
         blocks = row_chunks(m, gallery.shape[0], budget)
-        # accumulate in at least float32: half precision cannot count past 2048
-        acc = torch.promote_types(thresholds.dtype, torch.float32)
-        out = torch.zeros(thresholds.shape, dtype=acc, device=thresholds.device)
-        counts = torch.zeros(thresholds.shape, dtype=acc, device=thresholds.device)
         keep = ctx.needs_input_grad[0] and len(blocks) == 1
-        cached: list[Tensor] = []
-        for s, e in blocks:
-            d = distance.pairwise(anchors, gallery[s:e])
-            for j, sign in enumerate(signs):
-                t = thresholds[:, j : j + 1]
-                diff = t - d if sign > 0 else d - t
-                counts[:, j] += (diff > 0).sum(-1)
-                out[:, j] += diff.clamp_min_(0.0).sum(-1)
-            if keep:
-                cached.append(d)
-        ctx.save_for_backward(anchors, thresholds, counts, gallery)
         ctx.signs = signs
         ctx.distance = distance
         ctx.blocks = blocks
+        if fused:
+            cmp = torch.promote_types(anchors.dtype, thresholds.dtype)
+            intervals = _Intervals(thresholds, signs, cmp)
+            counts = torch.zeros(m, k + 1, dtype=torch.long, device=thresholds.device)
+            sums = torch.zeros(m, k + 1, dtype=torch.float64, device=thresholds.device)
+            cached: list[tuple[Tensor, Tensor | None]] = []
+            for s, e in blocks:
+                d = distance.pairwise(anchors, gallery[s:e])
+                bins, n_c, s_c = intervals.locate_and_count(d)
+                counts += n_c
+                sums += s_c
+                if keep:
+                    cached.append((d, bins))
+            # per target: count and sum of the distances in its active intervals (the
+            # totals are the last cumulative sums, so empty tails give exact zeros)
+            cum_n, cum_s = counts.cumsum(1), sums.cumsum(1)
+            n_le = cum_n.gather(1, intervals.position)
+            s_le = cum_s.gather(1, intervals.position)
+            up = intervals.raise_
+            n = torch.where(up, n_le, cum_n[:, -1:] - n_le)
+            t = thresholds.detach().double()
+            out = torch.where(up, n * t - s_le, (cum_s[:, -1:] - s_le) - n * t)
+            ctx.intervals = intervals
+        else:
+            # accumulate in at least float32: half precision cannot count past 2048
+            acc = torch.promote_types(thresholds.dtype, torch.float32)
+            out = torch.zeros(thresholds.shape, dtype=acc, device=thresholds.device)
+            n = torch.zeros(thresholds.shape, dtype=acc, device=thresholds.device)
+            cached = []
+            for s, e in blocks:
+                d = distance.pairwise(anchors, gallery[s:e])
+                for j, sign in enumerate(signs):
+                    t = thresholds[:, j : j + 1]
+                    diff = t - d if sign > 0 else d - t
+                    n[:, j] += (diff > 0).sum(-1)
+                    out[:, j] += diff.clamp_min_(0.0).sum(-1)
+                if keep:
+                    cached.append((d, None))
+            ctx.intervals = None
+        ctx.save_for_backward(anchors, thresholds, n, gallery)
         ctx.cached = cached
         return out.to(thresholds.dtype)
 
@@ -475,25 +624,37 @@ class _GalleryHinge(torch.autograd.Function):
         anchors, thresholds, counts, gallery = ctx.saved_tensors
         distance: Distance = ctx.distance
         signs: tuple[float, ...] = ctx.signs
+        intervals: _Intervals | None = ctx.intervals
         sign_t = thresholds.new_tensor(signs)
-        grad_t = (
-            (grad_out * sign_t * counts).to(thresholds.dtype) if ctx.needs_input_grad[1] else None
-        )
+        grad_t = None
+        if ctx.needs_input_grad[1]:
+            grad_t = (grad_out * sign_t * counts).to(thresholds.dtype)
         grad_a = None
         if ctx.needs_input_grad[0]:
             grad_a = torch.zeros_like(anchors)
+            # dH_ij / dd(a_i, x) = -s_j where target j is active
+            coef = -(grad_out * sign_t).to(anchors.dtype)  # [M, k]
+            table = None
+            if intervals is not None:  # one weight per interval
+                table = (coef.unsqueeze(2) * intervals.active).sum(1).view(-1)
             for i, (s, e) in enumerate(ctx.blocks):
                 block = gallery[s:e]
-                d = ctx.cached[i] if ctx.cached else distance.pairwise(anchors, block)
-                # dH_ij / dd(a_i, x) = -s_j on the active pairs
-                weight = torch.zeros_like(d)
-                for j, sign in enumerate(signs):
-                    t = thresholds[:, j : j + 1]
-                    active = d < t if sign > 0 else d > t
-                    weight.addcmul_(active, grad_out[:, j : j + 1], value=-sign)
+                if ctx.cached:
+                    d, bins = ctx.cached[i]
+                else:
+                    d = distance.pairwise(anchors, block)
+                    bins = None if intervals is None else intervals.locate(d)
+                if table is not None and bins is not None:
+                    weight = table.index_select(0, bins).view_as(d)
+                else:
+                    weight = torch.zeros_like(d)
+                    for j, sign in enumerate(signs):
+                        t = thresholds[:, j : j + 1]
+                        active = d < t if sign > 0 else d > t
+                        weight.addcmul_(active, coef[:, j : j + 1])
                 grad_a += distance.pairwise_grad(anchors, block, d, weight)
         ctx.cached = []
-        return grad_a, grad_t, None, None, None, None
+        return grad_a, grad_t, None, None, None, None, None
 
 
 def _embed_loader(
