@@ -423,19 +423,26 @@ class Gallery:
             raise ValueError(
                 f"signs must hold {thresholds.shape[1]} values of +1 or -1, got {list(signs)}"
             )
-        fused = anchors.device.type == "cpu"
+        fused = fused_hinge(anchors.device)
         out: Tensor = _GalleryHinge.apply(
             anchors, thresholds, signs, self._prepared, self._distance, self._chunk_budget, fused
         )
         return out
 
 
-#: Elements of distances handled at a time by the fused hinge (cache-sized tiles).
-_TILE = 2**17
+#: Distances handled at a time by the fused hinge: a tile stays in cache, and each of its
+#: operations runs on the calling thread (PyTorch spreads an elementwise operation over
+#: threads only beyond 32768 elements), so the hinge never waits for a second thread
+#: that a busy machine has not scheduled.
+_TILE = 2**15
 
 #: Up to this many thresholds per anchor, a distance's interval is found by comparing it
 #: with each (fast vectorized passes); beyond, by one binary search per distance.
 _COMPARE_MAX = 32
+
+#: Histogram lanes: neighbouring distances of one anchor count into different copies of
+#: its bins, so that the histogram's additions do not wait on one another.
+_LANES = 8
 
 
 class _Intervals:
@@ -449,6 +456,10 @@ class _Intervals:
     sorted boundaries, is active exactly when ``c <= p_ij`` (sign +1) or ``c > p_ij``
     (sign -1). A distance equal to a threshold activates nothing, as in the hinge
     ``[s (t - d)]_+``.
+
+    The distance of anchor i to gallery item x, in interval c, counts into histogram bin
+    ``(i (k + 1) + c) L + l`` with lane ``l`` = x's column in its tile mod L
+    (L = :data:`_LANES`).
 
     Parameters
     ----------
@@ -469,94 +480,124 @@ class _Intervals:
         self.raise_ = torch.tensor([v > 0 for v in signs], device=device)  # [k]
         bounds = torch.where(self.raise_, t, torch.nextafter(t, t.new_full((), math.inf)))
         ordered, order = bounds.sort(dim=1, stable=True)
-        self.sorted = ordered.contiguous()
+        self.sorted = ordered.contiguous()  # [M, k]
+        columns = ordered.T.contiguous()  # [k, M]: row p holds every anchor's p-th
+        self.columns = [columns[p].unsqueeze(1) for p in range(k)]  # k x [M, 1]
         ranks = torch.arange(k, device=device).expand(m, k)
         self.position = torch.empty_like(order).scatter_(1, order, ranks)  # [M, k]
         # active[i, j, c]: target j of anchor i is active in interval c
         below = torch.arange(k + 1, device=device) <= self.position.unsqueeze(2)
         self.active = torch.where(self.raise_.view(1, k, 1), below, ~below)
-        # interval c of row i is bin i (k + 1) + c of one flat histogram
-        index = torch.int32 if m * (k + 1) < 2**31 else torch.long
-        self.offsets = (torch.arange(m, device=device, dtype=index) * (k + 1)).unsqueeze(1)
+        self.size = m * (k + 1) * _LANES
+        self.index = torch.int32 if self.size < 2**31 else torch.long
+        step = (k + 1) * _LANES
+        self.offsets = (torch.arange(m, device=device, dtype=self.index) * step).unsqueeze(1)
 
     def locate(self, d: Tensor) -> Tensor:
-        """Flat histogram bins ``[M * B]`` (int32 or int64) of distances ``d`` ``[M, B]``."""
-        bins = torch.empty(d.shape, dtype=self.offsets.dtype, device=d.device)
-        tiles = self._tiles(d)
-        scratch = self._scratch(d, tiles)
-        for r0, r1 in tiles:
-            self._locate_rows(d[r0:r1], r0, r1, bins[r0:r1], scratch)
-        return bins.view(-1)
+        """Histogram bins ``[M, B]`` (int32 or int64) of distances ``d`` ``[M, B]``."""
+        bins = torch.empty(d.shape, dtype=self.index, device=d.device)
+        scratch = self._scratch(d)
+        for rows, cols in self._tiles(d):
+            self._locate_tile(d, bins, rows, cols, scratch)
+        return bins
 
     def locate_and_count(self, d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Bins of ``d`` ``[M, B]`` and each interval's count and float64 sum of distances.
 
-        Returns flat bins ``[M * B]``, counts ``[M, k + 1]`` (int64) and sums
-        ``[M, k + 1]`` (float64). Works on tiles of rows small enough to stay in cache.
+        Returns bins ``[M, B]``, counts ``[M, k + 1]`` (int64) and sums ``[M, k + 1]``
+        (float64). Works on contiguous tiles small enough to stay in cache.
         """
-        m = self.offsets.shape[0]
-        size = m * (self.k + 1)
-        bins = torch.empty(d.shape, dtype=self.offsets.dtype, device=d.device)
-        counts = torch.zeros(size, dtype=torch.long, device=d.device)
-        sums = torch.zeros(size, dtype=torch.float64, device=d.device)
-        tiles = self._tiles(d)
-        scratch = self._scratch(d, tiles)
-        wide = torch.empty(scratch[0].numel(), dtype=torch.float64, device=d.device)
-        for r0, r1 in tiles:
-            flat = self._locate_rows(d[r0:r1], r0, r1, bins[r0:r1], scratch).view(-1)
-            values = wide[: flat.numel()].copy_(d[r0:r1].reshape(-1))
-            counts += torch.bincount(flat, minlength=size)
-            sums += torch.bincount(flat, weights=values, minlength=size)
-        return bins.view(-1), counts.view(m, -1), sums.view(m, -1)
+        bins = torch.empty(d.shape, dtype=self.index, device=d.device)
+        counts = torch.zeros(self.size, dtype=torch.long, device=d.device)
+        sums = torch.zeros(self.size, dtype=torch.float64, device=d.device)
+        scratch = self._scratch(d)
+        wide = torch.empty(scratch[0].shape, dtype=torch.float64, device=d.device)
+        for rows, cols in self._tiles(d):
+            flat = self._locate_tile(d, bins, rows, cols, scratch).view(-1)
+            values = wide[: flat.numel()].copy_(d[rows, cols].reshape(-1))
+            counts += torch.bincount(flat, minlength=self.size)
+            sums += torch.bincount(flat, weights=values, minlength=self.size)
+        lanes = (-1, self.k + 1, _LANES)
+        return bins, counts.view(lanes).sum(2), sums.view(lanes).sum(2)
+
+    def weights(self, table: Tensor, bins: Tensor) -> Tensor:
+        """``[M, B]`` entries of the per-interval ``table`` ``[M, k + 1]`` at ``bins``."""
+        lanes = table.reshape(-1, 1).expand(-1, _LANES).reshape(-1)
+        return lanes.index_select(0, bins.view(-1)).view(bins.shape)
 
     @staticmethod
-    def _tiles(d: Tensor) -> list[tuple[int, int]]:
-        """Row ranges of at most :data:`_TILE` elements (at least one row)."""
-        rows = max(1, _TILE // max(1, d.shape[1]))
-        return [(r, min(r + rows, d.shape[0])) for r in range(0, d.shape[0], rows)]
+    def _tiles(d: Tensor) -> list[tuple[slice, slice]]:
+        """Contiguous tiles of ``d`` ``[M, B]``: whole rows, or parts of one long row."""
+        m, b = d.shape
+        if b >= _TILE:
+            return [
+                (slice(r, r + 1), slice(c, min(c + _TILE, b)))
+                for r in range(m)
+                for c in range(0, b, _TILE)
+            ]
+        rows = _TILE // max(b, 1)
+        return [(slice(r, min(r + rows, m)), slice(0, b)) for r in range(0, m, rows)]
 
-    def _scratch(self, d: Tensor, tiles: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
-        """Reusable interval counters and comparison results for one tile.
+    def _scratch(self, d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Buffers for a tile's interval counters and comparisons, and its columns' lanes.
 
-        Comparisons written as 0/1 floating-point values run vectorized (boolean
-        outputs do not).
+        Comparisons written as 0/1 floating-point values run vectorized (boolean outputs
+        do not).
         """
-        size = (tiles[0][1] - tiles[0][0]) * d.shape[1] if tiles else 0
+        size = min(d.numel(), _TILE)
         dtype = self.dtype if self.dtype in (torch.float32, torch.float64) else torch.float32
+        lanes = torch.arange(min(d.shape[1], _TILE), device=d.device, dtype=self.index)
         return (
             torch.empty(size, dtype=dtype, device=d.device),
             torch.empty(size, dtype=dtype, device=d.device),
+            lanes.remainder_(_LANES),
         )
 
-    def _locate_rows(
-        self, d: Tensor, r0: int, r1: int, out: Tensor, scratch: tuple[Tensor, Tensor]
+    def _locate_tile(
+        self,
+        d: Tensor,
+        bins: Tensor,
+        rows: slice,
+        cols: slice,
+        scratch: tuple[Tensor, Tensor, Tensor],
     ) -> Tensor:
-        """Write the bins of rows ``r0:r1`` (distances ``d``) into ``out``; return it."""
-        d = d.to(self.dtype)
-        bounds = self.sorted[r0:r1]
+        """Write the bins of the tile ``d[rows, cols]`` into ``bins``; return that tile."""
+        out = bins[rows, cols]
+        x = d[rows, cols].to(self.dtype)
         if self.k <= _COMPARE_MAX:
-            c = scratch[0][: d.numel()].view(d.shape)
-            above = scratch[1][: d.numel()].view(d.shape)
-            torch.ge(d, bounds[:, :1], out=c)
-            for p in range(1, self.k):
-                c += torch.ge(d, bounds[:, p : p + 1], out=above)
+            c = scratch[0][: x.numel()].view(x.shape)
+            above = scratch[1][: x.numel()].view(x.shape)
+            torch.ge(x, self.columns[0][rows], out=c)
+            for column in self.columns[1:]:
+                c += torch.ge(x, column[rows], out=above)
             out.copy_(c)
         else:
-            int32 = out.dtype == torch.int32
-            torch.searchsorted(bounds, d.contiguous(), right=True, out_int32=int32, out=out)
-        return out.add_(self.offsets[r0:r1])
+            int32 = self.index == torch.int32
+            found = torch.searchsorted(self.sorted[rows], x, right=True, out_int32=int32)
+            out.copy_(found)
+        # bin (i (k + 1) + c) L + lane
+        return out.mul_(_LANES).add_(self.offsets[rows]).add_(scratch[2][: x.shape[1]])
+
+
+def fused_hinge(device: torch.device) -> bool:
+    """Whether :meth:`Gallery.hinge` serves all targets in one pass on ``device`` (CPU).
+
+    Elsewhere (accelerators, where float atomics would make histograms nondeterministic)
+    the targets are processed one at a time.
+    """
+    return device.type == "cpu"
 
 
 class _GalleryHinge(torch.autograd.Function):
     """Blockwise ``sum_x [s (t - d(a, x))]_+`` for k targets, with a blockwise backward.
 
-    ``fused`` (the CPU path): one pass over each gallery block serves all k targets.
-    Each distance is placed among its row's k thresholds (:class:`_Intervals`); the
-    count and the float64 sum of the distances in each interval give every hinge sum,
-    ``n t - S`` (sign +1) or ``S - n t`` (sign -1), and the backward weight of a
-    distance depends only on its interval (one lookup in an ``[M, k + 1]`` table).
-    Otherwise (accelerators, where float atomics would make histograms
-    nondeterministic) the targets are processed one at a time.
+    ``fused`` (see :func:`fused_hinge`): one pass over each block of distances serves
+    all k targets. Each distance is placed among its anchor's k thresholds
+    (:class:`_Intervals`); the count and the float64 sum of the distances in each
+    interval give every hinge sum, ``n t - S`` (sign +1) or ``S - n t`` (sign -1), and
+    the backward weight of a distance depends only on its interval (one lookup in an
+    ``[M, k + 1]`` table). Otherwise the targets are processed one at a time, each with
+    ``[M, block]`` elementwise passes.
     """
 
     @staticmethod
@@ -636,7 +677,7 @@ class _GalleryHinge(torch.autograd.Function):
             coef = -(grad_out * sign_t).to(anchors.dtype)  # [M, k]
             table = None
             if intervals is not None:  # one weight per interval
-                table = (coef.unsqueeze(2) * intervals.active).sum(1).view(-1)
+                table = (coef.unsqueeze(2) * intervals.active).sum(1)
             for i, (s, e) in enumerate(ctx.blocks):
                 block = gallery[s:e]
                 if ctx.cached:
@@ -644,8 +685,8 @@ class _GalleryHinge(torch.autograd.Function):
                 else:
                     d = distance.pairwise(anchors, block)
                     bins = None if intervals is None else intervals.locate(d)
-                if table is not None and bins is not None:
-                    weight = table.index_select(0, bins).view_as(d)
+                if intervals is not None and table is not None and bins is not None:
+                    weight = intervals.weights(table, bins)
                 else:
                     weight = torch.zeros_like(d)
                     for j, sign in enumerate(signs):
