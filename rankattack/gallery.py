@@ -405,6 +405,13 @@ class Gallery:
             ``[M, k]`` distances to compare against.
         signs : sequence of float
             ``k`` values, each +1 (raise) or -1 (lower).
+
+        Notes
+        -----
+        On the CPU the k sums cost one pass over each block of distances together: each
+        distance is placed among its anchor's k thresholds, and per-interval counts and
+        float64 sums give every sum (so the cost barely grows with k). A distance equal
+        to its threshold contributes nothing, to the value or to the gradient.
         """
         check_tensor(anchors, "anchors", ndim=2, floating=True)
         check_tensor(thresholds, "thresholds", ndim=2, floating=True)
