@@ -103,9 +103,26 @@ def kernel_times(
     repeats: int,
     clock: Callable[[], float],
 ) -> None:
-    """Median time of the hinge sums alone: forward, and backward to the anchors."""
+    """Median time of the hinge sums alone: forward, and backward to the anchors.
+
+    The first line times the distances alone (what every step of the QA floor pays);
+    the hinge's own cost is the difference.
+    """
     gen = torch.Generator().manual_seed(1)
     anchors = gallery.prepared[:batch]
+    fwd, bwd = [], []
+    for _ in range(repeats + 1):
+        a = anchors.clone().requires_grad_(True)
+        start = clock()
+        dist = gallery.distance.pairwise(a, gallery.prepared).sum()
+        mid = clock()
+        dist.backward()
+        fwd.append(mid - start)
+        bwd.append(clock() - mid)
+    print(
+        f"  distances {batch} x {len(gallery)}: forward {1000 * statistics.median(fwd[1:]):6.2f} "
+        f"ms, backward {1000 * statistics.median(bwd[1:]):6.2f} ms"
+    )
     for m in targets:
         k = m + sp_size
         t = torch.rand(batch, k, generator=gen) * 0.5 + 0.75
