@@ -465,7 +465,7 @@ class _Intervals:
     ``[s (t - d)]_+``.
 
     The distance of anchor i to gallery item x, in interval c, counts into histogram bin
-    ``(i (k + 1) + c) L + l`` with lane ``l`` = x's column in its tile mod L
+    ``(i (k + 1) + c) L + l``, with lane ``l`` = x's column in its tile mod L
     (L = :data:`_LANES`).
 
     Parameters
@@ -488,24 +488,26 @@ class _Intervals:
         bounds = torch.where(self.raise_, t, torch.nextafter(t, t.new_full((), math.inf)))
         ordered, order = bounds.sort(dim=1, stable=True)
         self.sorted = ordered.contiguous()  # [M, k]
-        columns = ordered.T.contiguous()  # [k, M]: row p holds every anchor's p-th
-        self.columns = [columns[p].unsqueeze(1) for p in range(k)]  # k x [M, 1]
+        self.columns = ordered.T.contiguous().unsqueeze(2)  # [k, M, 1]: p-th boundaries
         ranks = torch.arange(k, device=device).expand(m, k)
         self.position = torch.empty_like(order).scatter_(1, order, ranks)  # [M, k]
         # active[i, j, c]: target j of anchor i is active in interval c
         below = torch.arange(k + 1, device=device) <= self.position.unsqueeze(2)
         self.active = torch.where(self.raise_.view(1, k, 1), below, ~below)
-        self.size = m * (k + 1) * _LANES
+        self.step = (k + 1) * _LANES  # bins per anchor
+        self.size = m * self.step
         self.index = torch.int32 if self.size < 2**31 else torch.long
-        step = (k + 1) * _LANES
-        self.offsets = (torch.arange(m, device=device, dtype=self.index) * step).unsqueeze(1)
+        # bins are accumulated as 0/1 comparisons written as floats (vectorized, unlike
+        # boolean outputs), exact below 2**24 in float32
+        small = self.size < 2**24 and dtype != torch.float64
+        self.acc = torch.float32 if small else torch.float64
 
     def locate(self, d: Tensor) -> Tensor:
         """Histogram bins ``[M, B]`` (int32 or int64) of distances ``d`` ``[M, B]``."""
         bins = torch.empty(d.shape, dtype=self.index, device=d.device)
-        scratch = self._scratch(d)
-        for rows, cols in self._tiles(d):
-            self._locate_tile(d, bins, rows, cols, scratch)
+        tiles = _Tiles(d, self)
+        for r0, r1, c0, c1 in tiles.ranges:
+            self._locate_tile(d, bins, tiles, r0, r1, c0, c1)
         return bins
 
     def locate_and_count(self, d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -517,13 +519,12 @@ class _Intervals:
         bins = torch.empty(d.shape, dtype=self.index, device=d.device)
         counts = torch.zeros(self.size, dtype=torch.long, device=d.device)
         sums = torch.zeros(self.size, dtype=torch.float64, device=d.device)
-        scratch = self._scratch(d)
-        wide = torch.empty(scratch[0].shape, dtype=torch.float64, device=d.device)
-        for rows, cols in self._tiles(d):
-            flat = self._locate_tile(d, bins, rows, cols, scratch).view(-1)
-            values = wide[: flat.numel()].copy_(d[rows, cols].reshape(-1))
-            counts += torch.bincount(flat, minlength=self.size)
-            sums += torch.bincount(flat, weights=values, minlength=self.size)
+        tiles = _Tiles(d, self)
+        for r0, r1, c0, c1 in tiles.ranges:
+            x, out = self._locate_tile(d, bins, tiles, r0, r1, c0, c1)
+            values = tiles.view(tiles.wide, r1 - r0, c1 - c0).copy_(x)
+            counts += torch.bincount(out.view(-1), minlength=self.size)
+            sums += torch.bincount(out.view(-1), weights=values.view(-1), minlength=self.size)
         lanes = (-1, self.k + 1, _LANES)
         return bins, counts.view(lanes).sum(2), sums.view(lanes).sum(2)
 
@@ -532,58 +533,62 @@ class _Intervals:
         lanes = table.reshape(-1, 1).expand(-1, _LANES).reshape(-1)
         return lanes.index_select(0, bins.view(-1)).view(bins.shape)
 
-    @staticmethod
-    def _tiles(d: Tensor) -> list[tuple[slice, slice]]:
-        """Contiguous tiles of ``d`` ``[M, B]``: whole rows, or parts of one long row."""
-        m, b = d.shape
-        if b >= _TILE:
-            return [
-                (slice(r, r + 1), slice(c, min(c + _TILE, b)))
-                for r in range(m)
-                for c in range(0, b, _TILE)
-            ]
-        rows = _TILE // max(b, 1)
-        return [(slice(r, min(r + rows, m)), slice(0, b)) for r in range(0, m, rows)]
-
-    def _scratch(self, d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Buffers for a tile's interval counters and comparisons, and its columns' lanes.
-
-        Comparisons written as 0/1 floating-point values run vectorized (boolean outputs
-        do not).
-        """
-        size = min(d.numel(), _TILE)
-        dtype = self.dtype if self.dtype in (torch.float32, torch.float64) else torch.float32
-        lanes = torch.arange(min(d.shape[1], _TILE), device=d.device, dtype=self.index)
-        return (
-            torch.empty(size, dtype=dtype, device=d.device),
-            torch.empty(size, dtype=dtype, device=d.device),
-            lanes.remainder_(_LANES),
-        )
-
     def _locate_tile(
-        self,
-        d: Tensor,
-        bins: Tensor,
-        rows: slice,
-        cols: slice,
-        scratch: tuple[Tensor, Tensor, Tensor],
-    ) -> Tensor:
-        """Write the bins of the tile ``d[rows, cols]`` into ``bins``; return that tile."""
-        out = bins[rows, cols]
-        x = d[rows, cols].to(self.dtype)
+        self, d: Tensor, bins: Tensor, tiles: _Tiles, r0: int, r1: int, c0: int, c1: int
+    ) -> tuple[Tensor, Tensor]:
+        """Write the bins of the tile ``d[r0:r1, c0:c1]``; return it and its bins."""
+        x = d[r0:r1, c0:c1]
+        if x.dtype != self.dtype:
+            x = x.to(self.dtype)
+        out = bins[r0:r1, c0:c1]
+        r, t = x.shape
         if self.k <= _COMPARE_MAX:
-            c = scratch[0][: x.numel()].view(x.shape)
-            above = scratch[1][: x.numel()].view(x.shape)
-            torch.ge(x, self.columns[0][rows], out=c)
-            for column in self.columns[1:]:
-                c += torch.ge(x, column[rows], out=above)
+            c = tiles.view(tiles.count, r, t)
+            above = tiles.view(tiles.above, r, t)
+            # start from the tile's interval-0 bins, then L for every boundary <= d
+            torch.add(tiles.view(tiles.base, r, t), r0 * self.step, out=c)
+            for bound in self.columns[:, r0:r1].unbind(0):
+                c.add_(torch.ge(x, bound, out=above), alpha=_LANES)
             out.copy_(c)
         else:
             int32 = self.index == torch.int32
-            found = torch.searchsorted(self.sorted[rows], x, right=True, out_int32=int32)
-            out.copy_(found)
-        # bin (i (k + 1) + c) L + lane
-        return out.mul_(_LANES).add_(self.offsets[rows]).add_(scratch[2][: x.shape[1]])
+            found = torch.searchsorted(self.sorted[r0:r1], x, right=True, out_int32=int32)
+            out.copy_(found).mul_(_LANES).add_(tiles.view(tiles.base, r, t))
+            out.add_(r0 * self.step)
+        return x, out
+
+
+class _Tiles:
+    """Contiguous tiles of distances ``[M, B]`` (whole rows, or parts of one long row).
+
+    Holds the buffers every tile reuses: the interval-0 bins of a tile's elements
+    relative to its first row (``base``), the interval counters and comparisons, and
+    the float64 copy of the distances that the histogram sums.
+    """
+
+    def __init__(self, d: Tensor, intervals: _Intervals) -> None:
+        m, b = d.shape
+        if b >= _TILE:
+            rows, cols = 1, _TILE
+            self.ranges = [
+                (r, r + 1, c, min(c + cols, b)) for r in range(m) for c in range(0, b, cols)
+            ]
+        else:
+            rows, cols = min(m, _TILE // max(b, 1)), b
+            self.ranges = [(r, min(r + rows, m), 0, b) for r in range(0, m, rows)]
+        device = d.device
+        lane = torch.arange(cols, device=device).remainder_(_LANES)
+        first = torch.arange(rows, device=device).unsqueeze(1) * intervals.step
+        dtype = intervals.acc if intervals.k <= _COMPARE_MAX else intervals.index
+        self.base = (first + lane).to(dtype)  # [R, T]
+        self.count = torch.empty(rows, cols, dtype=intervals.acc, device=device)
+        self.above = torch.empty(rows, cols, dtype=intervals.acc, device=device)
+        self.wide = torch.empty(rows, cols, dtype=torch.float64, device=device)
+        self.shape = (rows, cols)
+
+    def view(self, buffer: Tensor, r: int, t: int) -> Tensor:
+        """``buffer`` (one of this object's ``[R, T]`` buffers) cut to ``[r, t]``."""
+        return buffer if (r, t) == self.shape else buffer[:r, :t]
 
 
 def fused_hinge(device: torch.device) -> bool:
