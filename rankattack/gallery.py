@@ -529,9 +529,16 @@ class _Intervals:
         return bins, counts.view(lanes).sum(2), sums.view(lanes).sum(2)
 
     def weights(self, table: Tensor, bins: Tensor) -> Tensor:
-        """``[M, B]`` entries of the per-interval ``table`` ``[M, k + 1]`` at ``bins``."""
+        """``[M, B]`` entries of the per-interval ``table`` ``[M, k + 1]`` at ``bins``.
+
+        Looked up :data:`_TILE` entries at a time, each lookup on the calling thread.
+        """
         lanes = table.reshape(-1, 1).expand(-1, _LANES).reshape(-1)
-        return lanes.index_select(0, bins.view(-1)).view(bins.shape)
+        out = torch.empty(bins.shape, dtype=table.dtype, device=bins.device)
+        flat_out, flat_bins = out.view(-1), bins.view(-1)
+        for s in range(0, flat_bins.numel(), _TILE):
+            torch.index_select(lanes, 0, flat_bins[s : s + _TILE], out=flat_out[s : s + _TILE])
+        return out
 
     def _locate_tile(
         self, d: Tensor, bins: Tensor, tiles: _Tiles, r0: int, r1: int, c0: int, c1: int
