@@ -466,7 +466,7 @@ class _Intervals:
 
     The distance of anchor i to gallery item x, in interval c, counts into histogram bin
     ``(i (k + 1) + c) L + l``, with lane ``l`` = x's column in its tile mod L
-    (L = :data:`_LANES`).
+    (L = ``_LANES``).
 
     Parameters
     ----------
@@ -531,7 +531,7 @@ class _Intervals:
     def weights(self, table: Tensor, bins: Tensor) -> Tensor:
         """``[M, B]`` entries of the per-interval ``table`` ``[M, k + 1]`` at ``bins``.
 
-        Looked up :data:`_TILE` entries at a time, each lookup on the calling thread.
+        Looked up ``_TILE`` entries at a time, each lookup on the calling thread.
         """
         lanes = table.reshape(-1, 1).expand(-1, _LANES).reshape(-1)
         out = torch.empty(bins.shape, dtype=table.dtype, device=bins.device)
@@ -599,7 +599,8 @@ class _Tiles:
 
 
 def fused_hinge(device: torch.device) -> bool:
-    """Whether :meth:`Gallery.hinge` serves all targets in one pass on ``device`` (CPU).
+    """Whether [Gallery.hinge][rankattack.gallery.Gallery.hinge] serves all targets in one pass
+    on ``device`` (the CPU).
 
     Elsewhere (accelerators, where float atomics would make histograms nondeterministic)
     the targets are processed one at a time.
@@ -610,9 +611,9 @@ def fused_hinge(device: torch.device) -> bool:
 class _GalleryHinge(torch.autograd.Function):
     """Blockwise ``sum_x [s (t - d(a, x))]_+`` for k targets, with a blockwise backward.
 
-    ``fused`` (see :func:`fused_hinge`): one pass over each block of distances serves
+    ``fused`` (see ``fused_hinge``): one pass over each block of distances serves
     all k targets. Each distance is placed among its anchor's k thresholds
-    (:class:`_Intervals`); the count and the float64 sum of the distances in each
+    (``_Intervals``); the count and the float64 sum of the distances in each
     interval give every hinge sum, ``n t - S`` (sign +1) or ``S - n t`` (sign -1), and
     the backward weight of a distance depends only on its interval (one lookup in an
     ``[M, k + 1]`` table). Otherwise the targets are processed one at a time, each with
