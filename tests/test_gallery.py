@@ -356,13 +356,14 @@ def test_fused_multi_target_hinge_equals_per_target_and_brute_force(metric, data
     np.testing.assert_allclose(ga.double().numpy(), grad, rtol=1e-5, atol=1e-4)
 
 
-def test_fused_hinge_matches_per_target_over_blocks_and_tiles():
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "normalized-euclidean"])
+def test_fused_hinge_matches_per_target_over_blocks_and_tiles(metric):
     """Random float64 data: several gallery blocks, several tiles, many targets."""
     gen = torch.Generator().manual_seed(3)
     emb = torch.randn(3000, 16, generator=gen, dtype=torch.float64)
-    anchors = torch.nn.functional.normalize(torch.randn(9, 16, generator=gen, dtype=torch.float64))
+    anchors = get_distance(metric).prepare(torch.randn(9, 16, generator=gen, dtype=torch.float64))
     for budget, tile, k in [(2**20, 2**17, 15), (9 * 700, 1000, 40), (50, 7, 5)]:
-        gallery = Gallery(emb, metric="cosine", chunk_budget=budget)
+        gallery = Gallery(emb, metric=metric, chunk_budget=budget)
         d = gallery.distances_prepared(anchors)
         t = d.quantile(torch.rand(k, generator=gen, dtype=torch.float64), dim=1).T.contiguous()
         t[:, 0] = d[:, 5]  # a tie
