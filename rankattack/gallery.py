@@ -657,8 +657,9 @@ class _GalleryHinge(torch.autograd.Function):
             s_le = cum_s.gather(1, intervals.position)
             up = intervals.raise_
             n = torch.where(up, n_le, cum_n[:, -1:] - n_le)
-            t = thresholds.detach().double()
-            out = torch.where(up, n * t - s_le, (cum_s[:, -1:] - s_le) - n * t)
+            # n t is 0 without active distances, also for an infinite threshold (0 inf = nan)
+            nt = torch.where(n > 0, n * thresholds.detach().double(), 0.0)
+            out = torch.where(up, nt - s_le, (cum_s[:, -1:] - s_le) - nt)
             ctx.intervals = intervals
         else:
             # accumulate in at least float32: half precision cannot count past 2048

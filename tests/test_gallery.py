@@ -381,3 +381,28 @@ def test_fused_hinge_matches_per_target_over_blocks_and_tiles(metric):
             outs.append((h.detach(), *torch.autograd.grad((h * w).sum(), (a, tt))))
         for x, y in zip(*outs, strict=True):
             torch.testing.assert_close(x, y)
+
+
+def test_fused_hinge_with_infinite_thresholds_equals_per_target():
+    """An infinite threshold activates every distance or none, as in the per-target loop."""
+    gallery = Gallery(torch.randn(50, 4, generator=torch.Generator().manual_seed(0)))
+    anchors = gallery.prepared[:3]
+    inf = float("inf")
+    t = torch.tensor([[inf, 0.5], [-inf, 0.5], [1.0, inf]])
+    for signs in [(-1.0, 1.0), (1.0, -1.0)]:
+        outs = []
+        for fused in (True, False):
+            a = anchors.clone().requires_grad_(True)
+            tt = t.clone().requires_grad_(True)
+            h = gallery_module._GalleryHinge.apply(
+                a, tt, signs, gallery.prepared, gallery.distance, gallery.chunk_budget, fused
+            )
+            active = torch.isfinite(h)
+            ga, gt = torch.autograd.grad(h[active].sum(), (a, tt))
+            outs.append((h.detach(), ga, gt))
+        (h1, ga1, gt1), (h2, ga2, gt2) = outs
+        assert torch.equal(torch.isinf(h1), torch.isinf(h2)) and not h1.isnan().any()
+        finite = torch.isfinite(h2)
+        torch.testing.assert_close(h1[finite], h2[finite])
+        torch.testing.assert_close(ga1, ga2)
+        torch.testing.assert_close(gt1, gt2)
