@@ -405,6 +405,13 @@ class Gallery:
             ``[M, k]`` distances to compare against.
         signs : sequence of float
             ``k`` values, each +1 (raise) or -1 (lower).
+
+        Notes
+        -----
+        On the CPU the k sums cost one pass over each block of distances together: each
+        distance is placed among its anchor's k thresholds, and per-interval counts and
+        float64 sums give every sum (so the cost barely grows with k). A distance equal
+        to its threshold contributes nothing, to the value or to the gradient.
         """
         check_tensor(anchors, "anchors", ndim=2, floating=True)
         check_tensor(thresholds, "thresholds", ndim=2, floating=True)
@@ -423,17 +430,194 @@ class Gallery:
             raise ValueError(
                 f"signs must hold {thresholds.shape[1]} values of +1 or -1, got {list(signs)}"
             )
+        fused = fused_hinge(anchors.device)
         out: Tensor = _GalleryHinge.apply(
-            anchors, thresholds, signs, self._prepared, self._distance, self._chunk_budget
+            anchors, thresholds, signs, self._prepared, self._distance, self._chunk_budget, fused
         )
         return out
 
 
-class _GalleryHinge(torch.autograd.Function):
-    """Blockwise ``sum_x [s (t - d(a, x))]_+`` with a hand-written, blockwise backward.
+#: Distances handled at a time by the fused hinge: a tile stays in cache, and each of its
+#: operations runs on the calling thread (PyTorch spreads an elementwise operation over
+#: threads only beyond 32768 elements), so the hinge never waits for a second thread
+#: that a busy machine has not scheduled.
+_TILE = 2**15
 
-    Columns (targets) are processed one at a time: ``[M, block]`` passes stay in cache,
-    several times faster than one ``[M, k, block]`` broadcast.
+#: Up to this many thresholds per anchor, a distance's interval is found by comparing it
+#: with each (fast vectorized passes); beyond, by one binary search per distance.
+_COMPARE_MAX = 32
+
+#: Histogram lanes: neighbouring distances of one anchor count into different copies of
+#: its bins, so that the histogram's additions do not wait on one another.
+_LANES = 8
+
+
+class _Intervals:
+    """The k thresholds of each anchor as boundaries of k + 1 distance intervals.
+
+    Target j of anchor i is active for a distance d when ``d < t_ij`` (sign +1) or
+    ``d > t_ij`` (sign -1). Both are one comparison ``u_ij <= d`` against the boundary
+    ``u_ij = t_ij`` (sign +1: active when false) or ``u_ij = nextafter(t_ij, +inf)``
+    (sign -1: active when true). So a distance's interval ``c = |{j : u_ij <= d}|``
+    tells which targets it activates: target j, at position ``p_ij`` among the row's
+    sorted boundaries, is active exactly when ``c <= p_ij`` (sign +1) or ``c > p_ij``
+    (sign -1). A distance equal to a threshold activates nothing, as in the hinge
+    ``[s (t - d)]_+``.
+
+    The distance of anchor i to gallery item x, in interval c, counts into histogram bin
+    ``(i (k + 1) + c) L + l``, with lane ``l`` = x's column in its tile mod L
+    (L = ``_LANES``).
+
+    Parameters
+    ----------
+    thresholds : Tensor
+        ``[M, k]`` thresholds (detached here).
+    signs : tuple of float
+        ``k`` values, +1 or -1.
+    dtype : torch.dtype
+        Dtype the distances are compared in.
+    """
+
+    def __init__(self, thresholds: Tensor, signs: tuple[float, ...], dtype: torch.dtype) -> None:
+        m, k = thresholds.shape
+        device = thresholds.device
+        t = thresholds.detach().to(dtype)
+        self.k = k
+        self.dtype = dtype
+        self.raise_ = torch.tensor([v > 0 for v in signs], device=device)  # [k]
+        bounds = torch.where(self.raise_, t, torch.nextafter(t, t.new_full((), math.inf)))
+        ordered, order = bounds.sort(dim=1, stable=True)
+        self.sorted = ordered.contiguous()  # [M, k]
+        self.columns = ordered.T.contiguous().unsqueeze(2)  # [k, M, 1]: p-th boundaries
+        ranks = torch.arange(k, device=device).expand(m, k)
+        self.position = torch.empty_like(order).scatter_(1, order, ranks)  # [M, k]
+        # active[i, j, c]: target j of anchor i is active in interval c
+        below = torch.arange(k + 1, device=device) <= self.position.unsqueeze(2)
+        self.active = torch.where(self.raise_.view(1, k, 1), below, ~below)
+        self.step = (k + 1) * _LANES  # bins per anchor
+        self.size = m * self.step
+        self.index = torch.int32 if self.size < 2**31 else torch.long
+        # bins are accumulated as 0/1 comparisons written as floats (vectorized, unlike
+        # boolean outputs), exact below 2**24 in float32
+        small = self.size < 2**24 and dtype != torch.float64
+        self.acc = torch.float32 if small else torch.float64
+
+    def locate(self, d: Tensor) -> Tensor:
+        """Histogram bins ``[M, B]`` (int32 or int64) of distances ``d`` ``[M, B]``."""
+        bins = torch.empty(d.shape, dtype=self.index, device=d.device)
+        tiles = _Tiles(d, self)
+        for r0, r1, c0, c1 in tiles.ranges:
+            self._locate_tile(d, bins, tiles, r0, r1, c0, c1)
+        return bins
+
+    def locate_and_count(self, d: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Bins of ``d`` ``[M, B]`` and each interval's count and float64 sum of distances.
+
+        Returns bins ``[M, B]``, counts ``[M, k + 1]`` (int64) and sums ``[M, k + 1]``
+        (float64). Works on contiguous tiles small enough to stay in cache.
+        """
+        bins = torch.empty(d.shape, dtype=self.index, device=d.device)
+        counts = torch.zeros(self.size, dtype=torch.long, device=d.device)
+        sums = torch.zeros(self.size, dtype=torch.float64, device=d.device)
+        tiles = _Tiles(d, self)
+        for r0, r1, c0, c1 in tiles.ranges:
+            x, out = self._locate_tile(d, bins, tiles, r0, r1, c0, c1)
+            values = tiles.view(tiles.wide, r1 - r0, c1 - c0).copy_(x)
+            counts += torch.bincount(out.view(-1), minlength=self.size)
+            sums += torch.bincount(out.view(-1), weights=values.view(-1), minlength=self.size)
+        lanes = (-1, self.k + 1, _LANES)
+        return bins, counts.view(lanes).sum(2), sums.view(lanes).sum(2)
+
+    def weights(self, table: Tensor, bins: Tensor) -> Tensor:
+        """``[M, B]`` entries of the per-interval ``table`` ``[M, k + 1]`` at ``bins``.
+
+        Looked up ``_TILE`` entries at a time, each lookup on the calling thread.
+        """
+        lanes = table.reshape(-1, 1).expand(-1, _LANES).reshape(-1)
+        out = torch.empty(bins.shape, dtype=table.dtype, device=bins.device)
+        flat_out, flat_bins = out.view(-1), bins.view(-1)
+        for s in range(0, flat_bins.numel(), _TILE):
+            torch.index_select(lanes, 0, flat_bins[s : s + _TILE], out=flat_out[s : s + _TILE])
+        return out
+
+    def _locate_tile(
+        self, d: Tensor, bins: Tensor, tiles: _Tiles, r0: int, r1: int, c0: int, c1: int
+    ) -> tuple[Tensor, Tensor]:
+        """Write the bins of the tile ``d[r0:r1, c0:c1]``; return it and its bins."""
+        x = d[r0:r1, c0:c1]
+        if x.dtype != self.dtype:
+            x = x.to(self.dtype)
+        out = bins[r0:r1, c0:c1]
+        r, t = x.shape
+        if self.k <= _COMPARE_MAX:
+            c = tiles.view(tiles.count, r, t)
+            above = tiles.view(tiles.above, r, t)
+            # start from the tile's interval-0 bins, then L for every boundary <= d
+            torch.add(tiles.view(tiles.base, r, t), r0 * self.step, out=c)
+            for bound in self.columns[:, r0:r1].unbind(0):
+                c.add_(torch.ge(x, bound, out=above), alpha=_LANES)
+            out.copy_(c)
+        else:
+            int32 = self.index == torch.int32
+            found = torch.searchsorted(self.sorted[r0:r1], x, right=True, out_int32=int32)
+            out.copy_(found).mul_(_LANES).add_(tiles.view(tiles.base, r, t))
+            out.add_(r0 * self.step)
+        return x, out
+
+
+class _Tiles:
+    """Contiguous tiles of distances ``[M, B]`` (whole rows, or parts of one long row).
+
+    Holds the buffers every tile reuses: the interval-0 bins of a tile's elements
+    relative to its first row (``base``), the interval counters and comparisons, and
+    the float64 copy of the distances that the histogram sums.
+    """
+
+    def __init__(self, d: Tensor, intervals: _Intervals) -> None:
+        m, b = d.shape
+        if b >= _TILE:
+            rows, cols = 1, _TILE
+            self.ranges = [
+                (r, r + 1, c, min(c + cols, b)) for r in range(m) for c in range(0, b, cols)
+            ]
+        else:
+            rows, cols = min(m, _TILE // max(b, 1)), b
+            self.ranges = [(r, min(r + rows, m), 0, b) for r in range(0, m, rows)]
+        device = d.device
+        lane = torch.arange(cols, device=device).remainder_(_LANES)
+        first = torch.arange(rows, device=device).unsqueeze(1) * intervals.step
+        dtype = intervals.acc if intervals.k <= _COMPARE_MAX else intervals.index
+        self.base = (first + lane).to(dtype)  # [R, T]
+        self.count = torch.empty(rows, cols, dtype=intervals.acc, device=device)
+        self.above = torch.empty(rows, cols, dtype=intervals.acc, device=device)
+        self.wide = torch.empty(rows, cols, dtype=torch.float64, device=device)
+        self.shape = (rows, cols)
+
+    def view(self, buffer: Tensor, r: int, t: int) -> Tensor:
+        """``buffer`` (one of this object's ``[R, T]`` buffers) cut to ``[r, t]``."""
+        return buffer if (r, t) == self.shape else buffer[:r, :t]
+
+
+def fused_hinge(device: torch.device) -> bool:
+    """Whether [Gallery.hinge][rankattack.gallery.Gallery.hinge] serves all targets in one pass
+    on ``device`` (the CPU).
+
+    Elsewhere (accelerators, where float atomics would make histograms nondeterministic)
+    the targets are processed one at a time.
+    """
+    return device.type == "cpu"
+
+
+class _GalleryHinge(torch.autograd.Function):
+    """Blockwise ``sum_x [s (t - d(a, x))]_+`` for k targets, with a blockwise backward.
+
+    ``fused`` (see ``fused_hinge``): one pass over each block of distances serves
+    all k targets. Each distance is placed among its anchor's k thresholds
+    (``_Intervals``); the count and the float64 sum of the distances in each
+    interval give every hinge sum, ``n t - S`` (sign +1) or ``S - n t`` (sign -1), and
+    the backward weight of a distance depends only on its interval (one lookup in an
+    ``[M, k + 1]`` table). Otherwise the targets are processed one at a time, each with
+    ``[M, block]`` elementwise passes.
     """
 
     @staticmethod
@@ -445,28 +629,55 @@ class _GalleryHinge(torch.autograd.Function):
         gallery: Tensor,
         distance: Distance,
         budget: int,
+        fused: bool,
     ) -> Tensor:
-        m = thresholds.shape[0]
+        m, k = thresholds.shape
         blocks = row_chunks(m, gallery.shape[0], budget)
-        # accumulate in at least float32: half precision cannot count past 2048
-        acc = torch.promote_types(thresholds.dtype, torch.float32)
-        out = torch.zeros(thresholds.shape, dtype=acc, device=thresholds.device)
-        counts = torch.zeros(thresholds.shape, dtype=acc, device=thresholds.device)
         keep = ctx.needs_input_grad[0] and len(blocks) == 1
-        cached: list[Tensor] = []
-        for s, e in blocks:
-            d = distance.pairwise(anchors, gallery[s:e])
-            for j, sign in enumerate(signs):
-                t = thresholds[:, j : j + 1]
-                diff = t - d if sign > 0 else d - t
-                counts[:, j] += (diff > 0).sum(-1)
-                out[:, j] += diff.clamp_min_(0.0).sum(-1)
-            if keep:
-                cached.append(d)
-        ctx.save_for_backward(anchors, thresholds, counts, gallery)
         ctx.signs = signs
         ctx.distance = distance
         ctx.blocks = blocks
+        if fused:
+            cmp = torch.promote_types(anchors.dtype, thresholds.dtype)
+            intervals = _Intervals(thresholds, signs, cmp)
+            counts = torch.zeros(m, k + 1, dtype=torch.long, device=thresholds.device)
+            sums = torch.zeros(m, k + 1, dtype=torch.float64, device=thresholds.device)
+            cached: list[tuple[Tensor, Tensor | None]] = []
+            for s, e in blocks:
+                d = distance.pairwise(anchors, gallery[s:e])
+                bins, n_c, s_c = intervals.locate_and_count(d)
+                counts += n_c
+                sums += s_c
+                if keep:
+                    cached.append((d, bins))
+            # per target: count and sum of the distances in its active intervals (the
+            # totals are the last cumulative sums, so empty tails give exact zeros)
+            cum_n, cum_s = counts.cumsum(1), sums.cumsum(1)
+            n_le = cum_n.gather(1, intervals.position)
+            s_le = cum_s.gather(1, intervals.position)
+            up = intervals.raise_
+            n = torch.where(up, n_le, cum_n[:, -1:] - n_le)
+            # n t is 0 without active distances, also for an infinite threshold (0 inf = nan)
+            nt = torch.where(n > 0, n * thresholds.detach().double(), 0.0)
+            out = torch.where(up, nt - s_le, (cum_s[:, -1:] - s_le) - nt)
+            ctx.intervals = intervals
+        else:
+            # accumulate in at least float32: half precision cannot count past 2048
+            acc = torch.promote_types(thresholds.dtype, torch.float32)
+            out = torch.zeros(thresholds.shape, dtype=acc, device=thresholds.device)
+            n = torch.zeros(thresholds.shape, dtype=acc, device=thresholds.device)
+            cached = []
+            for s, e in blocks:
+                d = distance.pairwise(anchors, gallery[s:e])
+                for j, sign in enumerate(signs):
+                    t = thresholds[:, j : j + 1]
+                    diff = t - d if sign > 0 else d - t
+                    n[:, j] += (diff > 0).sum(-1)
+                    out[:, j] += diff.clamp_min_(0.0).sum(-1)
+                if keep:
+                    cached.append((d, None))
+            ctx.intervals = None
+        ctx.save_for_backward(anchors, thresholds, n, gallery)
         ctx.cached = cached
         return out.to(thresholds.dtype)
 
@@ -475,25 +686,37 @@ class _GalleryHinge(torch.autograd.Function):
         anchors, thresholds, counts, gallery = ctx.saved_tensors
         distance: Distance = ctx.distance
         signs: tuple[float, ...] = ctx.signs
+        intervals: _Intervals | None = ctx.intervals
         sign_t = thresholds.new_tensor(signs)
-        grad_t = (
-            (grad_out * sign_t * counts).to(thresholds.dtype) if ctx.needs_input_grad[1] else None
-        )
+        grad_t = None
+        if ctx.needs_input_grad[1]:
+            grad_t = (grad_out * sign_t * counts).to(thresholds.dtype)
         grad_a = None
         if ctx.needs_input_grad[0]:
             grad_a = torch.zeros_like(anchors)
+            # dH_ij / dd(a_i, x) = -s_j where target j is active
+            coef = -(grad_out * sign_t).to(anchors.dtype)  # [M, k]
+            table = None
+            if intervals is not None:  # one weight per interval
+                table = (coef.unsqueeze(2) * intervals.active).sum(1)
             for i, (s, e) in enumerate(ctx.blocks):
                 block = gallery[s:e]
-                d = ctx.cached[i] if ctx.cached else distance.pairwise(anchors, block)
-                # dH_ij / dd(a_i, x) = -s_j on the active pairs
-                weight = torch.zeros_like(d)
-                for j, sign in enumerate(signs):
-                    t = thresholds[:, j : j + 1]
-                    active = d < t if sign > 0 else d > t
-                    weight.addcmul_(active, grad_out[:, j : j + 1], value=-sign)
+                if ctx.cached:
+                    d, bins = ctx.cached[i]
+                else:
+                    d = distance.pairwise(anchors, block)
+                    bins = None if intervals is None else intervals.locate(d)
+                if intervals is not None and table is not None and bins is not None:
+                    weight = intervals.weights(table, bins)
+                else:
+                    weight = torch.zeros_like(d)
+                    for j, sign in enumerate(signs):
+                        t = thresholds[:, j : j + 1]
+                        active = d < t if sign > 0 else d > t
+                        weight.addcmul_(active, coef[:, j : j + 1])
                 grad_a += distance.pairwise_grad(anchors, block, d, weight)
         ctx.cached = []
-        return grad_a, grad_t, None, None, None, None
+        return grad_a, grad_t, None, None, None, None, None
 
 
 def _embed_loader(

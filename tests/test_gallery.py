@@ -8,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import rankattack.gallery as gallery_module
 from rankattack import Gallery, get_distance
 from rankattack.distances import row_chunks
 from tests.strategies import brute_distances, exact_vectors
@@ -243,3 +244,165 @@ def test_hinge_and_from_inputs_reject_bad_input():
         g.hinge(torch.randn(3, 3), torch.rand(3, 2), (1.0, 0.5))
     with pytest.raises(ValueError, match="inputs"):
         Gallery.from_inputs(lambda v: v.flatten(1), torch.rand(0, 1, 2, 2))
+
+
+@st.composite
+def multi_target_case(draw: st.DrawFn, metric: str):
+    """Hinges over several targets, with thresholds tied to gallery distances and each other."""
+    gallery = draw(exact_vectors(metric, draw(st.integers(1, 25))))
+    anchors = draw(exact_vectors(metric, draw(st.integers(1, 4))))
+    k = draw(st.integers(1, 7))
+    # exact distances as the kernel computes them, so that ties are real ties
+    dist = get_distance(metric)
+    d = dist.pairwise(dist.prepare(anchors), dist.prepare(gallery))  # [M, |X|]
+    columns = []
+    for _ in range(k):
+        kind = draw(st.sampled_from(["tie", "tie", "copy", "free"]))
+        if kind == "tie" or not columns:
+            pick = draw(st.lists(st.integers(0, len(gallery) - 1), min_size=len(anchors)))
+            pick = (pick * len(anchors))[: len(anchors)]
+            columns.append(d[torch.arange(len(anchors)), torch.tensor(pick)])
+        elif kind == "copy":
+            columns.append(columns[draw(st.integers(0, len(columns) - 1))].clone())
+        else:
+            values = draw(st.lists(st.floats(-0.5, 6.0, width=32), min_size=len(anchors)))
+            columns.append(torch.tensor((values * len(anchors))[: len(anchors)]))
+    signs = tuple(draw(st.lists(st.sampled_from([1.0, -1.0]), min_size=k, max_size=k)))
+    budget = draw(st.sampled_from([1, 5, 7, 2**20]))
+    tile = draw(st.sampled_from([1, 3, 2**17]))
+    compare_max = draw(st.sampled_from([0, 32]))  # binary search, or one comparison per target
+    return gallery, anchors, torch.stack(columns, 1), signs, budget, tile, compare_max
+
+
+def brute_hinge(metric, anchors, gallery, thresholds, signs, weights):
+    """float64 hinge sums, their counts and d(sum w H)/d(anchor) pair by pair (strict kinks).
+
+    ``H_ij = sum_x [s_j (t_ij - d(a_i, x))]_+``; a distance equal to its threshold is inactive.
+    """
+    dist = get_distance(metric)
+    a = dist.prepare(anchors.double())
+    g = dist.prepare(gallery.double())
+    # float64 distances rounded to float32, as exact as the kernel's (correctly rounded)
+    d = brute_distances(metric, anchors, gallery).astype(np.float32).astype(np.float64)
+    m, k = thresholds.shape
+    values, counts = np.zeros((m, k)), np.zeros((m, k))
+    grad = np.zeros(tuple(a.shape))
+    for i in range(m):
+        for j in range(k):
+            s, t = signs[j], float(thresholds[i, j])
+            for x in range(len(gallery)):
+                if s * (t - d[i, x]) > 0:
+                    values[i, j] += s * (t - d[i, x])
+                    counts[i, j] += 1
+                    # d d(a, x) / d a, for prepared a
+                    if metric == "cosine":
+                        dd = -g[x].numpy()
+                    elif d[i, x] > 0:
+                        dd = (a[i] - g[x]).numpy() / d[i, x]
+                    else:
+                        dd = np.zeros(a.shape[1])
+                    grad[i] += -s * float(weights[i, j]) * dd
+    return values, counts, grad
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_fused_multi_target_hinge_equals_per_target_and_brute_force(metric, data):
+    """One pass for all targets = one pass per target = brute force, values and gradients.
+
+    Thresholds tie with gallery distances and with each other; tiny budgets, tiles and
+    both ways of placing a distance among the thresholds are exercised.
+    """
+    gallery_emb, anchors, t, signs, budget, tile, compare_max = data.draw(multi_target_case(metric))
+    dist = get_distance(metric)
+    gallery = Gallery(gallery_emb, metric=metric, chunk_budget=budget)
+    prepared = dist.prepare(anchors)
+    weights = torch.rand(t.shape, generator=torch.Generator().manual_seed(len(signs)))
+
+    def run(fn):
+        a = prepared.clone().requires_grad_(True)
+        tt = t.clone().requires_grad_(True)
+        out = fn(a, tt)
+        ga, gt = torch.autograd.grad((out * weights).sum(), (a, tt))
+        return out.detach(), ga, gt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gallery_module, "_TILE", tile)
+        mp.setattr(gallery_module, "_COMPARE_MAX", compare_max)
+        fused = run(lambda a, tt: gallery.hinge(a, tt, signs))
+        columns = run(
+            lambda a, tt: torch.cat(
+                [gallery.hinge(a, tt[:, j : j + 1], signs[j : j + 1]) for j in range(len(signs))],
+                1,
+            )
+        )
+    per_target = run(
+        lambda a, tt: gallery_module._GalleryHinge.apply(
+            a, tt, signs, gallery.prepared, gallery.distance, budget, False
+        )
+    )
+    for other in (columns, per_target):
+        for x, y in zip(fused, other, strict=True):
+            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
+
+    values, counts, grad = brute_hinge(metric, anchors, gallery_emb, t, signs, weights)
+    out, ga, gt = fused
+    np.testing.assert_allclose(out.double().numpy(), values, rtol=1e-5, atol=1e-5)
+    # zero exactly when no gallery item crosses the threshold
+    np.testing.assert_array_equal(out.numpy() == 0, counts == 0)
+    sign_t = np.array(signs)
+    np.testing.assert_allclose(gt.double().numpy(), weights.numpy() * sign_t * counts, atol=1e-5)
+    np.testing.assert_allclose(ga.double().numpy(), grad, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "normalized-euclidean"])
+def test_fused_hinge_matches_per_target_over_blocks_and_tiles(metric):
+    """Random float64 data: several gallery blocks, several tiles, many targets."""
+    gen = torch.Generator().manual_seed(3)
+    emb = torch.randn(3000, 16, generator=gen, dtype=torch.float64)
+    anchors = get_distance(metric).prepare(torch.randn(9, 16, generator=gen, dtype=torch.float64))
+    for budget, tile, k in [(2**20, 2**17, 15), (9 * 700, 1000, 40), (50, 7, 5)]:
+        gallery = Gallery(emb, metric=metric, chunk_budget=budget)
+        d = gallery.distances_prepared(anchors)
+        t = d.quantile(torch.rand(k, generator=gen, dtype=torch.float64), dim=1).T.contiguous()
+        t[:, 0] = d[:, 5]  # a tie
+        signs = tuple(1.0 if v else -1.0 for v in (torch.rand(k, generator=gen) < 0.5).tolist())
+        outs = []
+        for fused in (True, False):
+            a = anchors.clone().requires_grad_(True)
+            tt = t.clone().requires_grad_(True)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(gallery_module, "_TILE", tile)
+                h = gallery_module._GalleryHinge.apply(
+                    a, tt, signs, gallery.prepared, gallery.distance, budget, fused
+                )
+            w = torch.linspace(0.5, 1.5, h.numel(), dtype=torch.float64).view_as(h)
+            outs.append((h.detach(), *torch.autograd.grad((h * w).sum(), (a, tt))))
+        for x, y in zip(*outs, strict=True):
+            torch.testing.assert_close(x, y)
+
+
+def test_fused_hinge_with_infinite_thresholds_equals_per_target():
+    """An infinite threshold activates every distance or none, as in the per-target loop."""
+    gallery = Gallery(torch.randn(50, 4, generator=torch.Generator().manual_seed(0)))
+    anchors = gallery.prepared[:3]
+    inf = float("inf")
+    t = torch.tensor([[inf, 0.5], [-inf, 0.5], [1.0, inf]])
+    for signs in [(-1.0, 1.0), (1.0, -1.0)]:
+        outs = []
+        for fused in (True, False):
+            a = anchors.clone().requires_grad_(True)
+            tt = t.clone().requires_grad_(True)
+            h = gallery_module._GalleryHinge.apply(
+                a, tt, signs, gallery.prepared, gallery.distance, gallery.chunk_budget, fused
+            )
+            active = torch.isfinite(h)
+            ga, gt = torch.autograd.grad(h[active].sum(), (a, tt))
+            outs.append((h.detach(), ga, gt))
+        (h1, ga1, gt1), (h2, ga2, gt2) = outs
+        assert torch.equal(torch.isinf(h1), torch.isinf(h2)) and not h1.isnan().any()
+        finite = torch.isfinite(h2)
+        torch.testing.assert_close(h1[finite], h2[finite])
+        torch.testing.assert_close(ga1, ga2)
+        torch.testing.assert_close(gt1, gt2)
