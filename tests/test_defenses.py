@@ -290,6 +290,8 @@ def test_restrict_keeps_the_destination_of_the_kept_triplets() -> None:
     objective = HardnessObjective(torch.tensor([-0.1, 0.0, 0.2]), "cosine")
     keep = torch.tensor([True, False, True] * 3)
     assert objective.restrict(keep).destination.tolist() == pytest.approx([-0.1, 0.2])
+    with pytest.raises(TypeError, match="prune must be a bool"):
+        HardnessObjective(0.0, "cosine", prune=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="keep must mark"):
         objective.restrict(torch.tensor([True, False, True, True, True, True, True, False, True]))
 

@@ -67,6 +67,8 @@ class HardnessObjective(RankingObjective):
     def __init__(
         self, destination: Tensor | float, metric: str | Distance = "cosine", prune: bool = True
     ) -> None:
+        if not isinstance(prune, bool):
+            raise TypeError(f"prune must be a bool, got {type(prune).__name__}")
         self.destination = torch.as_tensor(destination)
         self.distance = get_distance(metric)
         self.prune = prune
