@@ -52,6 +52,19 @@ def test_ties_are_broken_by_gallery_index() -> None:
     assert oracle.order_of(q, torch.tensor([[3, 2, 0, 4]])).tolist() == [[2, 1, 0, 3]]
 
 
+def test_whole_list_order_needs_no_pass_over_the_gallery(trained_digits, monkeypatch) -> None:
+    model, gallery, x = trained_digits.model, trained_digits.gallery, trained_digits.test_x
+    oracle = ModelOracle(model, gallery, top_n=None, budget=None)
+    items = torch.randint(0, len(gallery), (12, 5), generator=torch.Generator().manual_seed(2))
+    want = rank_among(oracle.locate(x[:12], items))
+
+    def no_pass(*args: object) -> None:
+        raise AssertionError("a pass over the gallery")
+
+    monkeypatch.setattr(gallery, "distances_prepared", no_pass)
+    assert torch.equal(oracle.order_of(x[:12], items), want)
+
+
 def test_counts_are_exact_and_the_budget_is_enforced_before_sending(trained_digits) -> None:
     model, gallery, x = trained_digits.model, trained_digits.gallery, trained_digits.test_x
     calls = []

@@ -361,27 +361,33 @@ class ModelOracle(RankingOracle):
 
     def _order_of(self, images: Tensor, items: Tensor) -> Tensor:
         # the order among the items needs only their own distances; visibility needs the
-        # distance at the list's cut (exact positions only where an item ties with it)
+        # distance at the list's cut (exact positions only where an item ties with it), so
+        # with the whole list visible no pass over the gallery is needed at all
         q = self.embed(images)
         items = items.to(q.device)
         n = self.visible
+        if n == len(self.gallery):
+            dc = self.gallery.distance.paired(q.unsqueeze(1), self.gallery.prepared[items])
+            return _order_among(dc, items)
         out = torch.empty(items.shape, dtype=torch.long, device=q.device)
         for s, e in self._row_blocks(q.shape[0]):
             d = self.gallery.distances_prepared(q[s:e])
             it = items[s:e]
             dc = d.gather(1, it)
-            # (distance, index) order among the k items
-            before = (dc.unsqueeze(1) < dc.unsqueeze(2)) | (
-                (dc.unsqueeze(1) == dc.unsqueeze(2)) & (it.unsqueeze(1) < it.unsqueeze(2))
-            )
-            pos = before.sum(2)  # items above, as if all were visible
-            if n < d.shape[1]:
-                cut = torch.topk(d, n, dim=1, largest=False, sorted=True).values[:, -1:]
-                vis = dc < cut
-                edge = dc == cut
-                if bool(edge.any()):
-                    rows = torch.nonzero(edge.any(1)).flatten()
-                    vis[rows] = self._positions(d[rows], it[rows]) < n
-                pos = rank_among(torch.where(vis, pos, torch.full_like(pos, -1)))
-            out[s:e] = pos
+            pos = _order_among(dc, it)  # items above, as if all were visible
+            cut = torch.topk(d, n, dim=1, largest=False, sorted=True).values[:, -1:]
+            vis = dc < cut
+            edge = dc == cut
+            if bool(edge.any()):
+                rows = torch.nonzero(edge.any(1)).flatten()
+                vis[rows] = self._positions(d[rows], it[rows]) < n
+            out[s:e] = rank_among(torch.where(vis, pos, torch.full_like(pos, -1)))
         return out
+
+
+def _order_among(dc: Tensor, items: Tensor) -> Tensor:
+    """0-based places ``[M, k]`` of the items among themselves, by (distance ``dc``, index)."""
+    before = (dc.unsqueeze(1) < dc.unsqueeze(2)) | (
+        (dc.unsqueeze(1) == dc.unsqueeze(2)) & (items.unsqueeze(1) < items.unsqueeze(2))
+    )
+    return before.sum(2)
