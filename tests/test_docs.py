@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,3 +48,15 @@ def test_the_docs_check_fails_on_a_single_warning(tmp_path: Path) -> None:
     out = build(project, tmp_path / "site")
     assert out.returncode != 0
     assert any("no-such-page.md" in line for line in warnings_of(out))
+
+
+def test_no_unfilled_template_markers_in_the_pages() -> None:
+    """A page rendered from results has no line left that is only a template marker."""
+    marker = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
+    found = [
+        f"{page.relative_to(ROOT)}:{n}: {line}"
+        for page in sorted((ROOT / "docs").rglob("*.md"))
+        for n, line in enumerate(page.read_text().splitlines(), 1)
+        if marker.match(line.strip()) and len(line.strip()) >= 6
+    ]
+    assert found == []
