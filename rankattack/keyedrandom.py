@@ -125,6 +125,44 @@ class KeyedRandom:
         z = torch.sqrt(-2.0 * torch.log(u[:, 0])) * torch.cos(2.0 * math.pi * u[:, 1])
         return z.to(dtype).reshape(ids.shape[0], *shape)
 
+    def log_gamma(
+        self,
+        ids: Tensor,
+        step: int,
+        stream: int,
+        concentration: Tensor,
+        trials: int = 4,
+    ) -> Tensor:
+        """Logs of Gamma(``concentration``, 1) draws, shaped like ``concentration`` ``[A, ...]``.
+
+        Marsaglia and Tsang's squeeze method (ACM TOMS 2000) with ``trials`` proposals
+        drawn at once per element (each accepted with probability above 0.95); an element
+        that rejects all of them, with probability below ``0.05 ** trials``, keeps its last
+        proposal. Shapes below 1 use ``G(a) = G(a + 1) U^(1/a)``, in log space so that very
+        small shapes do not underflow. Computed in float64.
+        """
+        check_tensor(concentration, "concentration", min_ndim=1, floating=True)
+        trials = check_int(trials, "trials", low=1)
+        a = concentration.to(torch.float64).reshape(ids.shape[0], -1)
+        n = a.shape[1]
+        boost = a < 1
+        d = torch.where(boost, a + 1, a) - 1.0 / 3.0
+        c = 1.0 / torch.sqrt(9.0 * d)
+        u = self.uniform(ids, step, stream, (4, trials, n), torch.float64)
+        z = torch.sqrt(-2.0 * torch.log(u[:, 0])) * torch.cos(2.0 * math.pi * u[:, 1])
+        v = (1.0 + c.unsqueeze(1) * z) ** 3  # [A, trials, n]
+        logv = torch.log(v.clamp_min(1e-300))
+        dd = d.unsqueeze(1)
+        ok = (v > 0) & (torch.log(u[:, 2]) < 0.5 * z * z + dd - dd * v + dd * logv)
+        # the first accepted proposal, else the last one (a positive one where there is)
+        ok[:, -1] |= ~ok.any(1)
+        first = ok.long().argmax(1, keepdim=True)
+        logv = torch.where(v > 0, logv, torch.zeros_like(logv)).gather(1, first).squeeze(1)
+        out = torch.log(d) + logv
+        boost_u = u[:, 3, 0]  # one more uniform per element for the shape-below-1 boost
+        out = torch.where(boost, out + torch.log(boost_u) / a, out)
+        return out.reshape(concentration.shape)
+
     def rademacher(
         self,
         ids: Tensor,

@@ -35,7 +35,7 @@ def in_ball(adv: torch.Tensor, x: torch.Tensor, eps: float) -> bool:
     return bool(((adv - x).abs() <= eps + 1e-6).all() and (adv >= 0).all() and (adv <= 1).all())
 
 
-@pytest.mark.parametrize("optimizer", ["spsa", "nes", "rand", "square", "pso"])
+@pytest.mark.parametrize("optimizer", ["spsa", "nes", "rand", "square", "pso", "beta"])
 def test_order_attack_respects_budget_ball_and_reports_true_tau(trained_digits, optimizer) -> None:
     d = trained_digits
     spy = SpyModel(d.model)
@@ -62,13 +62,16 @@ def test_order_attack_respects_budget_ball_and_reports_true_tau(trained_digits, 
     assert torch.equal(result.target_order.sort(1).values, check(x)[:, :4].sort(1).values)
 
 
-def test_order_attack_is_deterministic_and_independent_of_the_batch(trained_digits) -> None:
+@pytest.mark.parametrize("optimizer", ["nes", "beta"])
+def test_order_attack_is_deterministic_and_independent_of_the_batch(
+    trained_digits, optimizer
+) -> None:
     d = trained_digits
     x = d.test_x[:6]
 
     def attack(xs: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
         oracle = ModelOracle(d.model, d.gallery, top_n=None, budget=200)
-        r = OrderAttack(oracle, k=3, eps=EPS, optimizer="nes", budget=200, population=10,
+        r = OrderAttack(oracle, k=3, eps=EPS, optimizer=optimizer, budget=200, population=10,
                         seed=5).run(xs, query_ids=ids)  # fmt: skip
         return r.adversarial, r.tau, r.queries_used, r.target_order
 
@@ -79,7 +82,7 @@ def test_order_attack_is_deterministic_and_independent_of_the_batch(trained_digi
         assert torch.equal(whole[i], again[i])
         assert torch.equal(whole[i], torch.cat([p[i] for p in parts]))
     other = OrderAttack(ModelOracle(d.model, d.gallery, top_n=None, budget=200), k=3, eps=EPS,
-                        optimizer="nes", budget=200, population=10, seed=6).run(x)  # fmt: skip
+                        optimizer=optimizer, budget=200, population=10, seed=6).run(x)  # fmt: skip
     assert not torch.equal(other.adversarial, whole[0])
 
 

@@ -121,3 +121,35 @@ def test_keyed_random_distributions() -> None:
     p = rng.permutation(torch.arange(6000), 3, stream=4)
     counts = torch.unique(p[:, 0] * 9 + p[:, 1] * 3 + p[:, 2], return_counts=True)[1]
     assert counts.numel() == 6 and int(counts.min()) > 850
+
+
+@pytest.mark.parametrize("shape", [1e-3, 0.3, 1.0, 2.5, 40.0])
+def test_keyed_log_gamma_has_the_gamma_moments(shape: float) -> None:
+    # Gamma(a, 1): mean a, variance a; for tiny a, E[log G] = digamma(a) (the log draws
+    # stay finite where G itself underflows)
+    rng = KeyedRandom(1)
+    ids = torch.arange(40)
+    a = torch.full((40, 5000), shape, dtype=torch.float64)
+    lg = rng.log_gamma(ids, 0, 5, a)
+    assert lg.shape == a.shape and bool(torch.isfinite(lg).all())
+    n = lg.numel()
+    mean_log = float(lg.mean())
+    sd_log = float(lg.std()) / n**0.5
+    assert abs(mean_log - float(torch.digamma(torch.tensor(shape)))) < 5 * sd_log + 1e-3
+    if shape >= 0.3:
+        g = lg.exp()
+        assert abs(float(g.mean()) - shape) < 5 * (shape / n) ** 0.5
+        assert abs(float(g.var()) / shape - 1) < 0.05
+    # rows do not depend on the batch
+    torch.testing.assert_close(rng.log_gamma(ids[3:4], 0, 5, a[3:4])[0], lg[3])
+
+
+def test_keyed_beta_draws_through_log_gamma() -> None:
+    rng = KeyedRandom(2)
+    ids = torch.arange(20)
+    a = torch.full((20, 5000), 2.0, dtype=torch.float64)
+    b = torch.full((20, 5000), 5.0, dtype=torch.float64)
+    s = torch.sigmoid(rng.log_gamma(ids, 0, 1, a) - rng.log_gamma(ids, 0, 2, b))
+    # Beta(2, 5): mean 2/7, variance 10 / (49 * 8)
+    assert abs(float(s.mean()) - 2 / 7) < 0.003
+    assert abs(float(s.var()) - 10 / 392) < 0.001

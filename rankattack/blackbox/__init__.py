@@ -5,8 +5,9 @@ What the attacker observes is an oracle ([oracle][rankattack.blackbox.oracle]: a
 [HTTPOracle][rankattack.blackbox.HTTPOracle] for a real one), which counts every query against a
 per-query budget. The attacks search with query-based optimizers, each in its own module
 ([spsa][rankattack.blackbox.spsa], [nes][rankattack.blackbox.nes], [rand][rankattack.blackbox.rand],
-[pso][rankattack.blackbox.pso], [randomsearch][rankattack.blackbox.randomsearch]), over a shared
-driver ([search][rankattack.blackbox.search]): the Order Attack
+[pso][rankattack.blackbox.pso], [beta][rankattack.blackbox.beta],
+[randomsearch][rankattack.blackbox.randomsearch]), over a shared driver
+([search][rankattack.blackbox.search]): the Order Attack
 ([orderattack][rankattack.blackbox.orderattack], criterion
 [short_range_correlation][rankattack.blackbox.short_range_correlation]), untargeted top-k removal
 ([removal][rankattack.blackbox.removal]) and score-based CA / QA
@@ -17,6 +18,7 @@ results; [server][rankattack.blackbox.server] serves a model as a search service
 from __future__ import annotations
 
 from rankattack.attacks.whiteboxorderattack import OrderResult
+from rankattack.blackbox.beta import BetaSearch
 from rankattack.blackbox.httporacle import HTTPOracle
 from rankattack.blackbox.nes import NES
 from rankattack.blackbox.oracle import (
@@ -39,6 +41,7 @@ __all__ = [
     "NES",
     "PSO",
     "SPSA",
+    "BetaSearch",
     "BudgetExceededError",
     "HTTPOracle",
     "ModelOracle",

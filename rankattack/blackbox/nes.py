@@ -83,12 +83,7 @@ class NES(Optimizer):
         x = problem.start.clone()
         m = torch.zeros_like(x)
         v = torch.zeros_like(x)
-        step = 0
-        while True:
-            pop = problem.population(self.population, reserve=self.reserve, even=True)
-            rows = problem.active()
-            if pop < 2 or rows.numel() == 0:
-                break
+        for step, pop, rows in problem.rounds(self.population, self.reserve, even=True):
             z = problem.rng.normal(
                 problem.ids(rows), step, _STREAM, (pop // 2, *problem.shape), x.dtype
             )
@@ -107,7 +102,6 @@ class NES(Optimizer):
             else:
                 direction = g.sign()
             x[rows] = problem.project(xr + (self.lr * direction).clamp(-eps, eps), rows)
-            step += 1
         rows = problem.active()
         if rows.numel() and problem.remaining >= 1:
             problem.evaluate(rows, x[rows].unsqueeze(1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rankattack.blackbox.beta import BetaSearch
 from rankattack.blackbox.nes import NES
 from rankattack.blackbox.pso import PSO
 from rankattack.blackbox.rand import RandSearch
@@ -21,6 +22,7 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
     "rand": RandSearch,
     "square": SquareSearch,
     "pso": PSO,
+    "beta": BetaSearch,
 }
 
 

@@ -59,7 +59,7 @@ class OrderAttack:
         Items reordered (the query's clean top-k by default); ``2 <= k <= oracle.visible``.
     eps : float, default 4/255
         L-inf radius.
-    optimizer : {"spsa", "nes", "rand", "square", "pso"} or Optimizer, default "spsa"
+    optimizer : {"spsa", "nes", "rand", "square", "pso", "beta"} or Optimizer, default "spsa"
     budget : int, default 1000
         Oracle queries per attacked query, its clean look-up included; at most the
         oracle's own budget.
@@ -109,7 +109,7 @@ class OrderAttack:
         self.eps = check_real(eps, "eps", low=0.0)
         population = check_int(population, "population", low=1)
         self.optimizer = make_optimizer(
-            optimizer, population, ("spsa", "nes", "rand", "square", "pso")
+            optimizer, population, ("spsa", "nes", "rand", "square", "pso", "beta")
         )
         budget_ = check_budget(budget)
         if budget_ is None:

@@ -64,12 +64,7 @@ class PSO(Optimizer):
         p_best = x.clone()
         p_score = torch.full((b, self.population), -torch.inf, device=x.device)
         p_score[rows, :p] = problem.evaluate(rows, x[rows, :p])
-        step = 1
-        while True:
-            rows = problem.active()
-            p = problem.population(self.population)
-            if rows.numel() == 0 or p < 1:
-                break
+        for step, p, rows in problem.rounds(self.population, start=1):
             g_best = problem.best_x[rows].unsqueeze(1)
             r = problem.rng.uniform(problem.ids(rows), step, _PULL, (2, p, *shape), dtype)
             xr, vr = x[rows, :p], v[rows, :p]
@@ -81,4 +76,3 @@ class PSO(Optimizer):
             p_best[rows, :p] = torch.where(broadcast(better, xr), xr, p_best[rows, :p])
             p_score[rows, :p] = torch.where(better, scores, p_score[rows, :p])
             x[rows, :p], v[rows, :p] = xr, vr
-            step += 1

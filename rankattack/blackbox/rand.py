@@ -26,15 +26,9 @@ class RandSearch(Optimizer):
     name = "rand"
 
     def search(self, problem: SearchProblem, eps: float) -> None:
-        step = 0
-        while True:
-            pop = problem.population(self.population)
-            rows = problem.active()
-            if pop < 1 or rows.numel() == 0:
-                break
+        for step, pop, rows in problem.rounds(self.population):
             u = problem.rng.uniform(
                 problem.ids(rows), step, _STREAM, (pop, *problem.shape), problem.origin.dtype
             )
             cand = problem.origin[rows].unsqueeze(1) + eps * (2 * u - 1)
             problem.evaluate(rows, problem.project(cand, rows))
-            step += 1

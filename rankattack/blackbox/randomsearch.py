@@ -69,14 +69,9 @@ class SquareSearch(Optimizer):
         current = torch.full((b,), -math.inf, device=x.device)
         current[rows] = problem.evaluate(rows, x[rows].unsqueeze(1))[:, 0]
         budget = problem.budget
-        step = 1
         hh = torch.arange(h, device=x.device).view(1, 1, 1, h, 1)
         ww = torch.arange(w, device=x.device).view(1, 1, 1, 1, w)
-        while True:
-            pop = problem.population(self.population)
-            rows = problem.active()
-            if pop < 1 or rows.numel() == 0:
-                break
+        for step, pop, rows in problem.rounds(self.population, start=1):
             side = max(1, min(h, w, round(math.sqrt(self._fraction(step, budget) * h * w))))
             ids = problem.ids(rows)
             high = torch.tensor([h - side + 1, w - side + 1], device=x.device).repeat(pop)
@@ -96,4 +91,3 @@ class SquareSearch(Optimizer):
             chosen = (cand[pick, arg] - problem.origin[rows]).view(-1, c, h, w)
             delta[rows] = torch.where(better.view(-1, 1, 1, 1), chosen, delta[rows])
             current[rows] = torch.where(better, top, current[rows])
-            step += 1

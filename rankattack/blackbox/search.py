@@ -12,7 +12,7 @@ queries, so the remaining budget is one host-side integer.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -102,6 +102,25 @@ class SearchProblem:
         if even:
             p -= p % 2
         return max(p, 0)
+
+    def rounds(
+        self, wanted: int, reserve: int = 0, even: bool = False, start: int = 0
+    ) -> Iterator[tuple[int, int, Tensor]]:
+        """An optimizer's iterations: ``(step, population, rows)`` from ``step = start`` on.
+
+        Stops when no population of at least 1 (2 with ``even``) is affordable or no row is
+        still searching; ``population`` and ``rows`` are
+        [population][rankattack.blackbox.search.SearchProblem.population] and
+        [active][rankattack.blackbox.search.SearchProblem.active] at that step.
+        """
+        step, least = start, 2 if even else 1
+        while True:
+            pop = self.population(wanted, reserve=reserve, even=even)
+            rows = self.active()
+            if pop < least or rows.numel() == 0:
+                return
+            yield step, pop, rows
+            step += 1
 
     def active(self) -> Tensor:
         """Indices ``[A]`` of the rows still searching (one host sync)."""

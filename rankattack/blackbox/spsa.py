@@ -49,12 +49,7 @@ class SPSA(Optimizer):
 
     def search(self, problem: SearchProblem, eps: float) -> None:
         x = problem.start.clone()
-        step = 0
-        while True:
-            pop = problem.population(self.population, reserve=self.reserve, even=True)
-            rows = problem.active()
-            if pop < 2 or rows.numel() == 0:
-                break
+        for step, pop, rows in problem.rounds(self.population, self.reserve, even=True):
             u = problem.rng.rademacher(
                 problem.ids(rows), step, _STREAM, (pop // 2, *problem.shape), x.dtype
             )
@@ -63,7 +58,6 @@ class SPSA(Optimizer):
             scores = problem.evaluate(rows, problem.project(xr.unsqueeze(1) + self.sigma * u, rows))
             g = (broadcast(scores, u) * u).mean(1) / self.sigma
             x[rows] = problem.project(xr + (self.lr * g.sign()).clamp(-eps, eps), rows)
-            step += 1
         rows = problem.active()
         if rows.numel() and problem.remaining >= 1:
             problem.evaluate(rows, x[rows].unsqueeze(1))

@@ -55,7 +55,8 @@ def add_parser(
                    "simulated service; the dataset still gives the queries "
                    "(default: none)")  # fmt: skip
     p.add_argument("--attack", default="order", choices=ATTACKS, help="default: order")
-    p.add_argument("--optimizer", default="spsa", choices=("spsa", "nes", "rand", "square", "pso"),
+    p.add_argument("--optimizer", default="spsa",
+                   choices=("spsa", "nes", "rand", "square", "pso", "beta"),
                    help="default: spsa (removal: nes or square)")  # fmt: skip
     p.add_argument("--k", type=int, default=5, help="items reordered / removed (default: 5)")
     p.add_argument("--eps", default="4/255", help="L-inf radius (default: 4/255)")
