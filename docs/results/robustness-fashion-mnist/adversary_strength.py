@@ -10,9 +10,12 @@ size of their perturbation. HM's destination hardness is set from the defense's 
 state in the checkpoint (l_prev) when the checkpoint is an HM run, else from
 ``--hm-previous-loss``.
 
-Run (one thread): ``python docs/results/robustness-fashion-mnist/adversary_strength.py
---checkpoint runs/c2f2-c --checkpoint runs/c2f2-c-est8 --checkpoint runs/c2f2-c-act8
---checkpoint runs/c2f2-c-hm8 --batches 8 --out docs/results/robustness-fashion-mnist/adversary-strength.json``
+Run (one thread)::
+
+    python docs/results/robustness-fashion-mnist/adversary_strength.py \
+        --checkpoint runs/c2f2-c --checkpoint runs/c2f2-c-hm8 --checkpoint runs/c2f2-c-act8 \
+        --checkpoint runs/c2f2-c-est8 --batches 4 \
+        --out docs/results/robustness-fashion-mnist/adversary-strength.json
 """
 
 from __future__ import annotations
@@ -104,10 +107,8 @@ def measure(model: Any, x: torch.Tensor, y: torch.Tensor, name: str, hm_prev: fl
             clean = model(torch.cat([xb[a], xb[p], xb[n]]))
             moved = model(adv)
             clean_moved = model(src)
-            if name == "act":  # p and n perturbed, anchor benign
-                adv_trip = torch.cat([clean[:m], moved])
-            else:  # est and hm perturb all three
-                adv_trip = moved
+            # ACT perturbs p and n (the anchor stays benign); EST and HM all three
+            adv_trip = torch.cat([clean[:m], moved]) if name == "act" else moved
             lb, la = triplet_losses(clean, m), triplet_losses(adv_trip, m)
             cos = 1 - torch.nn.functional.cosine_similarity(moved, clean_moved, dim=1)
         before.append(lb)
