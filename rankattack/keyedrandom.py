@@ -142,6 +142,13 @@ class KeyedRandom:
         small shapes do not underflow. Computed in float64.
         """
         check_tensor(concentration, "concentration", min_ndim=1, floating=True)
+        if concentration.shape[0] != ids.shape[0]:
+            raise ValueError(
+                f"concentration must have one row per id ({ids.shape[0]}), "
+                f"got {concentration.shape[0]}"
+            )
+        if not bool((concentration > 0).all()):
+            raise ValueError("concentration must be > 0 everywhere")
         trials = check_int(trials, "trials", low=1)
         a = concentration.to(torch.float64).reshape(ids.shape[0], -1)
         n = a.shape[1]
@@ -154,7 +161,7 @@ class KeyedRandom:
         logv = torch.log(v.clamp_min(1e-300))
         dd = d.unsqueeze(1)
         ok = (v > 0) & (torch.log(u[:, 2]) < 0.5 * z * z + dd - dd * v + dd * logv)
-        # the first accepted proposal, else the last one (a positive one where there is)
+        # the first accepted proposal, else the last one (v = 1, the mode, if it is not > 0)
         ok[:, -1] |= ~ok.any(1)
         first = ok.long().argmax(1, keepdim=True)
         logv = torch.where(v > 0, logv, torch.zeros_like(logv)).gather(1, first).squeeze(1)

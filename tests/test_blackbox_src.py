@@ -153,3 +153,14 @@ def test_keyed_beta_draws_through_log_gamma() -> None:
     # Beta(2, 5): mean 2/7, variance 10 / (49 * 8)
     assert abs(float(s.mean()) - 2 / 7) < 0.003
     assert abs(float(s.var()) - 10 / 392) < 0.001
+
+
+def test_keyed_log_gamma_bad_input() -> None:
+    rng = KeyedRandom(0)
+    ids = torch.arange(3)
+    with pytest.raises(ValueError, match=r"concentration must have one row per id \(3\), got 2"):
+        rng.log_gamma(ids, 0, 1, torch.ones(2, 4))
+    with pytest.raises(ValueError, match="concentration must be > 0 everywhere"):
+        rng.log_gamma(ids, 0, 1, torch.tensor([[1.0], [0.0], [2.0]]))
+    with pytest.raises(ValueError, match="trials"):
+        rng.log_gamma(ids, 0, 1, torch.ones(3, 4), trials=0)

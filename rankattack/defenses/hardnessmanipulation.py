@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rankattack._validation import check_real
+from rankattack._validation import check_bool, check_real
 from rankattack.defenses.base import Defense, TripletMiner, TripletSelector, _check_pgd
 from rankattack.distances import Distance, get_distance
 from rankattack.losses import TripletLoss
@@ -67,11 +67,9 @@ class HardnessObjective(RankingObjective):
     def __init__(
         self, destination: Tensor | float, metric: str | Distance = "cosine", prune: bool = True
     ) -> None:
-        if not isinstance(prune, bool):
-            raise TypeError(f"prune must be a bool, got {type(prune).__name__}")
         self.destination = torch.as_tensor(destination)
         self.distance = get_distance(metric)
-        self.prune = prune
+        self.prune = check_bool(prune, "prune")
 
     def hardness(self, embeddings: Tensor) -> Tensor:
         """``H(a, p, n) = d(a, p) - d(a, n)`` ``[M]`` of the batch ``[3M, D]``."""
@@ -181,9 +179,7 @@ class HardnessManipulationDefense(Defense):
         self.pgd = LinfPGD(eps=eps, alpha=alpha, steps=steps)
         self.ics_weight = check_real(ics_weight, "ics_weight", low=0.0)
         self.initial_loss = check_real(initial_loss, "initial_loss")
-        if not isinstance(prune, bool):
-            raise TypeError(f"prune must be a bool, got {type(prune).__name__}")
-        self.prune = prune
+        self.prune = check_bool(prune, "prune")
         self.ics_loss = TripletLoss(self.distance, margin=0.0)
         self.previous_loss: Tensor | None = None
 
