@@ -72,8 +72,31 @@ def test_eccv2020_recipe_has_the_released_settings() -> None:
     assert recipe_config("eccv2020", batch_size=3).batch_size == 3
     with pytest.raises(ValueError, match="batch_size must hold at least two classes"):
         TrainConfig(batch_size=3)
-    assert set(RECIPES) == {"default", "eccv2020"}
+    assert set(RECIPES) == {"default", "eccv2020", "robrank"}
     assert all(isinstance(r, Recipe) and r.source for r in RECIPES.values())
+
+
+def test_robrank_recipe_has_robranks_28x28_settings_and_miners() -> None:
+    cfg = recipe_config("robrank")
+    assert (cfg.model, cfg.loss, cfg.metric, cfg.margin) == ("c2f2", "triplet", "cosine", 0.2)
+    assert (cfg.epochs, cfg.batch_size, cfg.samples_per_class) == (8, 256, 2)
+    assert (cfg.lr, cfg.weight_decay) == (1e-3, 1e-7)
+    # one triplet per same-class pair for every run but HM, whose sources are soft-hard
+    assert cfg.triplet_miner == "spc2" and cfg.effective()["miner"] == "spc2"
+    wanted = {"est": "spc2", "act": "spc2", "hm": "softhard", "madry": "random"}
+    for defense, miner in wanted.items():
+        assert recipe_config("robrank", defense=defense).triplet_miner == miner
+        assert TrainConfig(defense=defense, recipe="robrank").triplet_miner == miner
+    # the default recipe keeps the defenses' own miners; a given miner wins over both
+    assert TrainConfig().triplet_miner == "random"
+    assert TrainConfig(defense="est").triplet_miner == "random"
+    assert recipe_config("robrank", miner="random").triplet_miner == "random"
+    # the adversary: robrank's 28x28 one, 32 steps of 3/255 within 77/255
+    hm = recipe_config("robrank", defense="hm", metric="normalized-euclidean")
+    assert (hm.pgd_eps, hm.pgd_alpha, hm.pgd_steps) == (77 / 255, 3 / 255, 32)
+    assert hm.metric == "normalized-euclidean"
+    # the recipe's miner is part of what a resumed run is checked against
+    assert cfg.effective() != TrainConfig(**{**cfg.to_dict(), "recipe": "default"}).effective()
 
 
 def test_recipe_config_round_trips_and_old_configs_read_as_default() -> None:
@@ -87,7 +110,10 @@ def test_recipe_config_round_trips_and_old_configs_read_as_default() -> None:
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: recipe_config("eccv2021"), r"recipe must be one of \['default', 'eccv2020'\]"),
+        (
+            lambda: recipe_config("eccv2021"),
+            r"recipe must be one of \['default', 'eccv2020', 'robrank'\]",
+        ),
         (lambda: recipe_config("ECCV2020"), "recipe must be one of"),
         (lambda: TrainConfig(recipe="paper"), "recipe must be one of"),
         (lambda: recipe_config("eccv2020", recipe="default"), "overrides must be TrainConfig"),
@@ -302,9 +328,21 @@ def test_train_command_takes_a_recipe(tmp_path: Path, capsys: pytest.CaptureFixt
     _, config = load_checkpoint(out)
     assert config.recipe == "eccv2020" and config.weight_decay == 1e-7 and config.margin == 0.2
     assert config.epochs == 1 and config.batch_size == 50  # the options given win
+    rob = tmp_path / "robrank"
+    argv = [
+        "train", "--dataset", "digits", "--image-size", "8", "--train-size", "100",
+        "--test-size", "50", "--recipe", "robrank", "--epochs", "1", "--batch-size", "20",
+        "--embedding-dim", "16", "--out", str(rob), "--no-progress", "--device", "cpu",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    _, config = load_checkpoint(rob)
+    assert (config.recipe, config.model, config.weight_decay) == ("robrank", "c2f2", 1e-7)
+    assert config.triplet_miner == "spc2" and config.batch_size == 20
     bad = ["train", "--recipe", "eccv", "--dataset", "digits", "--out", str(tmp_path / "b")]
     with pytest.raises(SystemExit) as exc:
         main(bad)
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "recipe must be one of ['default', 'eccv2020']" in err
+    assert (
+        err.count("\n") == 1 and "recipe must be one of ['default', 'eccv2020', 'robrank']" in err
+    )

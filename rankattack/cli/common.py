@@ -278,18 +278,24 @@ def _protocol_args(p: argparse.ArgumentParser, eps: str, sizes: str, samples: in
 
 
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="c2f1", help="c2f1, c2f2, lenet or resnet18 (default: c2f1)")
+    p.add_argument(
+        "--model", default=None,
+        help="c2f1, c2f2, lenet or resnet18 (default: the recipe's; c2f1 for the default recipe)",
+    )  # fmt: skip
     p.add_argument(
         "--embedding-dim", type=_int_option, default=None,
         help="embedding dimension D (default: the model's own: 1024 for c2f1, 512 for c2f2 "
         "and resnet18, 128 for lenet)",
     )  # fmt: skip
-    p.add_argument("--loss", default="triplet", help="triplet or contrastive (default: triplet)")
     p.add_argument(
-        "--metric",
-        default="cosine",
-        help="cosine, euclidean or normalized-euclidean (default: cosine)",
-    )
+        "--loss", default=None,
+        help="triplet or contrastive (default: the recipe's; triplet for every recipe)",
+    )  # fmt: skip
+    p.add_argument(
+        "--metric", default=None,
+        help="cosine, euclidean or normalized-euclidean (default: the recipe's; cosine for "
+        "every recipe)",
+    )  # fmt: skip
     p.add_argument(
         "--margin", type=_float_option, default=None,
         help="margin of the ranking loss (default: 0.2 for cosine and normalized-euclidean, "
@@ -297,17 +303,24 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--epochs", type=_int_option, default=None,
-        help="training epochs (default: 8; each draws len(train set) / batch size batches)",
+        help="training epochs, each drawing len(train set) / batch size batches (default: the "
+        "recipe's; 8 for the default recipe)",
     )  # fmt: skip
     p.add_argument(
-        "--batch-size", type=_int_option, default=None, help="images per batch (default: 128)"
+        "--batch-size",
+        type=_int_option,
+        default=None,
+        help="images per batch (default: the recipe's; 128 for the default recipe)",
     )
     p.add_argument(
-        "--lr", type=_float_option, default=None, help="Adam learning rate (default: 0.001)"
+        "--lr",
+        type=_float_option,
+        default=None,
+        help="Adam learning rate (default: the recipe's; 0.001 for every recipe)",
     )
     p.add_argument(
         "--weight-decay", type=_float_option, default=None,
-        help="Adam (L2) weight decay (default: 1e-6)",
+        help="Adam (L2) weight decay (default: the recipe's; 1e-6 for the default recipe)",
     )  # fmt: skip
     p.add_argument(
         "--defense",

@@ -95,8 +95,9 @@ def add_parser(
         "--recipe", default="default",
         help="training preset: default (this library's settings) or eccv2020 (the paper's "
         "released code: 30 epochs, batches of 1000 images with 100 random triplets per class, "
-        "Adam 1e-3, weight decay 1e-7; eps 0.3 with --defense est); options given override it "
-        "(default: default)",
+        "Adam 1e-3, weight decay 1e-7; eps 0.3 with --defense est) or robrank (C2F2, 8 epochs, "
+        "128 same-class pairs per batch, SPC-2 triplets, Adam 1e-3, weight decay 1e-7); options "
+        "given override it (default: default)",
     )  # fmt: skip
     p.set_defaults(func=run)
     return p

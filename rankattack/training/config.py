@@ -69,13 +69,14 @@ class TrainConfig:
         the positive, a random negative); "softhard", robrank's soft-hard SPC-2 miner. Default
         the defense's own: "spc2" for "act", "softhard" for "hm", "random" otherwise. For
         "spc2" and "softhard", ``samples_per_class`` 2 gives robrank's SPC-2 batches.
-    recipe : {"default", "eccv2020"}, default "default"
+    recipe : {"default", "eccv2020", "robrank"}, default "default"
         The batch scheme of a training recipe ([rankattack.training.recipes][]):
         "default", class-balanced batches whose triplets the miner picks; "eccv2020", the
         ECCV 2020 reference code's shuffled batches with ``batch_size // C`` random triplets
         per class ([PerClassTripletSampler][rankattack.training.samplers.PerClassTripletSampler];
-        ``miner`` and ``samples_per_class`` are then unused, and ``miner`` must be left unset). This
-        field alone sets only the batches:
+        ``miner`` and ``samples_per_class`` are then unused, and ``miner`` must be left unset);
+        "robrank", class-balanced batches with robrank's miners when ``miner`` is unset ("spc2",
+        and "softhard" for "hm"). This field alone sets only the batches and miners:
         [recipe_config][rankattack.training.recipes.recipe_config] fills the recipe's other settings
         as well (epochs, batch size, weight decay...). Checkpoints written before the field existed
         resume as "default".
@@ -176,7 +177,8 @@ class TrainConfig:
     @property
     def triplet_miner(self) -> str:
         """The name of the miner actually used."""
-        return self.miner or DEFAULT_MINERS[self.defense or ""]
+        key = self.defense or ""
+        return self.miner or RECIPES[self.recipe].miners.get(key) or DEFAULT_MINERS[key]
 
     def effective(self) -> dict[str, Any]:
         """[to_dict][rankattack.training.config.TrainConfig.to_dict] with the settings actually used

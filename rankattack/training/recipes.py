@@ -37,6 +37,22 @@ The recipes (``RECIPES``):
   The same authors' later Fashion-MNIST model (``cdluminate/advorder``, ICCV 2021,
   ``lib/faC_c2f2.py`` and ``config.yml`` L31-35) trains 32 epochs with one triplet per
   training image; that is not this recipe.
+* ``"robrank"``: the 28x28 ranking models of robrank (Zhou et al., "Adversarial Attack and
+  Defense in Deep Ranking", T-PAMI 2024; ``cdluminate/robrank``), whose Fashion-MNIST rows
+  the [robustness benchmark][rankattack.evaluation.robustness] compares against:
+
+  - C2F2, 512-d embedding (``robrank/configs/configs_rank.py``: ``embedding_dim`` of the 28x28
+    models), cosine distance (``--metric normalized-euclidean`` for robrank's N rows);
+  - batches of 128 pairs of one class each, 256 images, and one triplet per *pair*: the
+    pair's first image is the anchor, its second the positive, a random image of another
+    class the negative (robrank's "p" losses and SPC-2 sampling; the ``"spc2"`` miner);
+  - triplet loss, margin 0.2 for the cosine and the normalized Euclidean distance
+    (``robrank/losses/triplet.py``);
+  - Adam, lr 1e-3, weight decay 1e-7, no schedule, **8 epochs** (the ``rc2f2`` config's 16,
+    halved for pair losses);
+  - with a defense: the adversary of the 28x28 configs, eps 77/255, 32 steps of 3/255 (the
+    training defaults of EST, ACT and HM here); the triplets of EST and ACT come from the
+    SPC-2 miner, HM's sources from soft-hard mining (robrank's HM models ``*hmetsm*``).
 
 Examples
 --------
@@ -45,6 +61,9 @@ Examples
 ('eccv2020', 30, 1000, 1e-07)
 >>> recipe_config("eccv2020", defense="est").pgd_eps
 0.3
+>>> rob = recipe_config("robrank", defense="act")
+>>> rob.model, rob.batch_size, rob.triplet_miner, round(rob.pgd_eps * 255)
+('c2f2', 256, 'spc2', 77)
 """
 
 from __future__ import annotations
@@ -83,6 +102,9 @@ class Recipe:
         defaults).
     defense_eps : Mapping
         The adversary's eps for a defense (canonical name) trained without an explicit eps.
+    miners : Mapping
+        The miner of a run without an explicit one, by defense (canonical name; ``""`` for
+        no defense); a defense it does not name keeps its own default miner.
     source : str
         Where the recipe comes from.
     """
@@ -91,12 +113,14 @@ class Recipe:
     sampler: str
     settings: Mapping[str, Any] = field(default_factory=dict)
     defense_eps: Mapping[str, float] = field(default_factory=dict)
+    miners: Mapping[str, str] = field(default_factory=dict)
     source: str = ""
 
     def __post_init__(self) -> None:
         check_choice(self.sampler, "sampler", SAMPLERS)
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
         object.__setattr__(self, "defense_eps", MappingProxyType(dict(self.defense_eps)))
+        object.__setattr__(self, "miners", MappingProxyType(dict(self.miners)))
 
 
 #: Recipe name -> [Recipe][rankattack.training.recipes.Recipe].
@@ -124,6 +148,24 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType(
             source="Zhou et al., ECCV 2020: the released code, cdluminate/advrank@c38641d "
             "Code/ (models/faC_c2f2_trip.py, config.yml, Train.py, "
             "pipeline/train-fashion-defense.sh)",
+        ),
+        "robrank": Recipe(
+            "robrank",
+            "class-balanced",
+            settings={
+                "model": "c2f2",
+                "loss": "triplet",
+                "metric": "cosine",
+                "margin": 0.2,
+                "epochs": 8,
+                "batch_size": 256,
+                "samples_per_class": 2,
+                "lr": 1e-3,
+                "weight_decay": 1e-7,
+            },
+            miners={"": "spc2", "est": "spc2", "act": "spc2", "hm": "softhard"},
+            source="Zhou et al., T-PAMI 2024: cdluminate/robrank (robrank/configs/configs_rank.py "
+            "rc2f2 and the 28x28 adversary, robrank/losses/triplet.py, robrank/defenses/amd.py)",
         ),
     }
 )
