@@ -318,24 +318,21 @@ def test_a_checkpoint_without_the_recipe_field_resumes_as_default(tmp_path: Path
 def test_train_command_takes_a_recipe(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from rankattack.cli import main
 
-    out = tmp_path / "run"
-    argv = [
-        "train", "--dataset", "digits", "--image-size", "8", "--train-size", "100",
-        "--test-size", "50", "--recipe", "eccv2020", "--epochs", "1", "--batch-size", "50",
-        "--embedding-dim", "16", "--out", str(out), "--no-progress", "--device", "cpu",
-    ]  # fmt: skip
-    assert main(argv) == 0
-    _, config = load_checkpoint(out)
+    def trained(recipe: str, batch_size: int) -> TrainConfig:
+        out = tmp_path / recipe
+        argv = [
+            "train", "--dataset", "digits", "--image-size", "8", "--train-size", "100",
+            "--test-size", "50", "--recipe", recipe, "--epochs", "1",
+            "--batch-size", str(batch_size), "--embedding-dim", "16", "--out", str(out),
+            "--no-progress", "--device", "cpu",
+        ]  # fmt: skip
+        assert main(argv) == 0
+        return load_checkpoint(out)[1]
+
+    config = trained("eccv2020", 50)
     assert config.recipe == "eccv2020" and config.weight_decay == 1e-7 and config.margin == 0.2
     assert config.epochs == 1 and config.batch_size == 50  # the options given win
-    rob = tmp_path / "robrank"
-    argv = [
-        "train", "--dataset", "digits", "--image-size", "8", "--train-size", "100",
-        "--test-size", "50", "--recipe", "robrank", "--epochs", "1", "--batch-size", "20",
-        "--embedding-dim", "16", "--out", str(rob), "--no-progress", "--device", "cpu",
-    ]  # fmt: skip
-    assert main(argv) == 0
-    _, config = load_checkpoint(rob)
+    config = trained("robrank", 20)  # --model, --loss, --metric unset: the recipe's
     assert (config.recipe, config.model, config.weight_decay) == ("robrank", "c2f2", 1e-7)
     assert config.triplet_miner == "spc2" and config.batch_size == 20
     bad = ["train", "--recipe", "eccv", "--dataset", "digits", "--out", str(tmp_path / "b")]
