@@ -157,6 +157,10 @@ def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen[str], timeout: fl
     raise AssertionError(f"{path} did not reach {n} lines in {timeout}s")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_keeps_finished_cells_and_says_how_to_resume(ckpt, tmp_path) -> None:
     out = tmp_path / "ev"
     eps = ",".join(f"{0.01 * i:g}" for i in range(40))  # far more cells than are reached
@@ -167,9 +171,12 @@ def test_sigint_keeps_finished_cells_and_says_how_to_resume(ckpt, tmp_path) -> N
                 "--no-shift", "--no-figures", "--out", str(out), *FAST]  # fmt: skip
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    # Ctrl-C as in a terminal: a suite started in the background (``cmd &`` without job
+    # control) passes SIGINT on ignored, and Python then installs no handler for it
     proc = subprocess.Popen(
-        command(eps), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+        command(eps), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=_default_sigint,
+    )  # fmt: skip
     log = out / "results.jsonl"
     _wait_for_lines(log, 3, proc, timeout=120)  # the meta line and two finished cells
     proc.send_signal(signal.SIGINT)
