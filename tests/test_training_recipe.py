@@ -95,6 +95,11 @@ def test_robrank_recipe_has_robranks_28x28_settings_and_miners() -> None:
     hm = recipe_config("robrank", defense="hm", metric="normalized-euclidean")
     assert (hm.pgd_eps, hm.pgd_alpha, hm.pgd_steps) == (77 / 255, 3 / 255, 32)
     assert hm.metric == "normalized-euclidean"
+    # a recipe names real miners for canonical defense names
+    with pytest.raises(ValueError, match=r"miners\['act'\] must be one of"):
+        Recipe("mine", "class-balanced", miners={"act": "hard"})
+    with pytest.raises(ValueError, match=r"miners' keys must be one of .* got 'embedding-shift'"):
+        Recipe("mine", "class-balanced", miners={"embedding-shift": "spc2"})
     # the recipe's miner is part of what a resumed run is checked against
     assert cfg.effective() != TrainConfig(**{**cfg.to_dict(), "recipe": "default"}).effective()
 

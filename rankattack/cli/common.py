@@ -307,17 +307,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         "recipe's; 8 for the default recipe)",
     )  # fmt: skip
     p.add_argument(
-        "--batch-size",
-        type=_int_option,
-        default=None,
+        "--batch-size", type=_int_option, default=None,
         help="images per batch (default: the recipe's; 128 for the default recipe)",
-    )
+    )  # fmt: skip
     p.add_argument(
-        "--lr",
-        type=_float_option,
-        default=None,
+        "--lr", type=_float_option, default=None,
         help="Adam learning rate (default: the recipe's; 0.001 for every recipe)",
-    )
+    )  # fmt: skip
     p.add_argument(
         "--weight-decay", type=_float_option, default=None,
         help="Adam (L2) weight decay (default: the recipe's; 1e-6 for the default recipe)",

@@ -104,7 +104,9 @@ class Recipe:
         The adversary's eps for a defense (canonical name) trained without an explicit eps.
     miners : Mapping
         The miner of a run without an explicit one, by defense (canonical name; ``""`` for
-        no defense); a defense it does not name keeps its own default miner.
+        no defense); a defense it does not name keeps its own default miner. A key that is not
+        a canonical defense name or a miner that is not one of
+        ``rankattack.defenses.miners.MINERS`` is a ``ValueError``.
     source : str
         Where the recipe comes from.
     """
@@ -121,6 +123,12 @@ class Recipe:
         object.__setattr__(self, "settings", MappingProxyType(dict(self.settings)))
         object.__setattr__(self, "defense_eps", MappingProxyType(dict(self.defense_eps)))
         object.__setattr__(self, "miners", MappingProxyType(dict(self.miners)))
+        from rankattack.defenses.miners import MINERS  # the package imports training
+        from rankattack.defenses.registry import DEFENSE_CLASSES
+
+        for defense, miner in self.miners.items():
+            check_choice(defense, "miners' keys", ("", *DEFENSE_CLASSES))
+            check_choice(miner, f"miners[{defense!r}]", MINERS)
 
 
 #: Recipe name -> [Recipe][rankattack.training.recipes.Recipe].
