@@ -56,6 +56,23 @@ def test_train_records_the_dataset(trained: Path) -> None:
     assert model(torch.rand(2, 1, 8, 8)).shape == (2, 8)
 
 
+def test_train_snapshot_every_keeps_epochs_with_their_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "snap"
+    argv = [
+        "train", *DIGITS, "--epochs", "2", "--batch-size", "40", "--embedding-dim", "8",
+        "--snapshot-every", "1", "--out", str(out), *FAST,
+    ]  # fmt: skip
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "epoch1.pt", "epoch2.pt"]
+    first = checkpoint_dataset(out / "epoch1.pt")
+    assert first is not None and first == checkpoint_dataset(out)
+    last, _ = load_checkpoint(out / "epoch2.pt")
+    final, _ = load_checkpoint(out)
+    one, _ = load_checkpoint(out / "epoch1.pt")
+    x = torch.rand(3, 1, 8, 8)
+    assert torch.equal(last(x), final(x)) and not torch.equal(one(x), final(x))
+
+
 def test_evaluate_defaults_to_the_checkpoints_dataset(trained, tmp_path, capsys) -> None:
     out = tmp_path / "ev"
     argv = ["evaluate", "--checkpoint", str(trained), *EVAL, "--no-figures", "--out", str(out)]

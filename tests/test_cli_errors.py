@@ -121,6 +121,8 @@ def test_other_commands_bad_input(ckpt, tmp_path, capsys, argv, message) -> None
         (["train", "--dataset", "digits", "--data-dir", "/tmp"], "--data-dir applies to mnist"),
         (["train", "--test-fraction", "2"], "--test-fraction must be in (0, 1)"),
         (["train", "--epochs", "1.5"], "--epochs must be an integer, got '1.5'"),
+        (["train", "--snapshot-every", "0"], "--snapshot-every must be >= 1, got 0"),
+        (["train", "--snapshot-every", "x"], "--snapshot-every must be an integer, got 'x'"),
         (["plot", "missing.jsonl"], "results: no results file at missing.jsonl"),
     ],
 )

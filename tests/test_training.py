@@ -179,6 +179,23 @@ def test_resume_is_bit_identical(tmp_path: Path, defense: str | None) -> None:
     assert sorted(p.name for p in (tmp_path / "part").iterdir()) == [CHECKPOINT_NAME]
 
 
+def test_snapshots_keep_the_end_of_epoch_checkpoints(tmp_path: Path) -> None:
+    x, y = _blobs()
+    cfg = TrainConfig(**{**TINY, "epochs": 3})
+    run = train(cfg, x, y, out_dir=tmp_path / "run", progress=False, snapshot_every=2)
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == [CHECKPOINT_NAME, "epoch2.pt"]  # epochs 2 (of 3) only
+    two = train(cfg, x, y, out_dir=tmp_path / "two", progress=False, max_epochs_this_run=2)
+    snap, saved = load_checkpoint(tmp_path / "run" / "epoch2.pt")
+    assert saved == cfg and _same_weights(snap, two.model)
+    assert not _same_weights(snap, run.model)
+    with pytest.raises(ValueError, match="snapshot_every must be >= 1, got 0"):
+        train(cfg, x, y, out_dir=tmp_path / "bad", progress=False, snapshot_every=0)
+    with pytest.raises(ValueError, match="snapshot_every needs out_dir"):
+        train(cfg, x, y, progress=False, snapshot_every=1)
+    assert not (tmp_path / "bad").exists()
+
+
 class _KilledError(Exception):
     """Stands for the process being killed in the middle of an epoch."""
 

@@ -22,6 +22,7 @@ from rankattack.cli.common import (
     _common,
     _data_args,
     _device,
+    _int_option,
     _number,
     _requested_spec,
     _say,
@@ -99,6 +100,11 @@ def add_parser(
         "128 same-class pairs per batch, SPC-2 triplets, Adam 1e-3, weight decay 1e-7); options "
         "given override it (default: default)",
     )  # fmt: skip
+    p.add_argument(
+        "--snapshot-every", type=_int_option, default=None, metavar="N",
+        help="also keep the checkpoint of every N-th epoch as epochN.pt in --out, to evaluate "
+        "the model along the way (default: only checkpoint.pt, the latest)",
+    )  # fmt: skip
     p.set_defaults(func=run)
     return p
 
@@ -125,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
     # every option is checked before the data is read
     device = _device(args.device)
     config = _train_config(args, device)
+    if args.snapshot_every is not None and args.snapshot_every < 1:
+        raise ValueError(f"--snapshot-every must be >= 1, got {args.snapshot_every}")
     spec = _requested_spec(args, "digits")
     data = spec.load()
     spec = spec.loaded(data)
@@ -143,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
             res = train(
                 config, data.train_x.to(device), data.train_y.to(device), out_dir=out,
                 resume=not args.no_resume, progress=not args.no_progress,
+                snapshot_every=args.snapshot_every,
             )  # fmt: skip
     except ResumeMismatchError as exc:
         raise ValueError(

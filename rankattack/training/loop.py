@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +77,7 @@ def train(
     progress: bool = True,
     max_epochs_this_run: int | None = None,
     checkpoint_seconds: float | None = 600.0,
+    snapshot_every: int | None = None,
 ) -> TrainResult:
     """Train a ranking model (vanilla or defended) and checkpoint it after every epoch.
 
@@ -101,6 +103,10 @@ def train(
         Inside an epoch, also checkpoint after the first batch that ends this many
         seconds after the last checkpoint (``None``: only at the end of epochs). A run
         resumed from such a checkpoint continues with the epoch's next batch.
+    snapshot_every : int, optional
+        Also keep a copy of the end-of-epoch checkpoint of every ``snapshot_every``-th
+        epoch as ``out_dir/epoch{N}.pt`` (``N`` counted from 1), to evaluate the model
+        along the way; ``checkpoint.pt`` alone is resumed from. Needs ``out_dir``.
 
     Returns
     -------
@@ -121,6 +127,10 @@ def train(
         check_int(max_epochs_this_run, "max_epochs_this_run", low=0)
     if checkpoint_seconds is not None:
         check_real(checkpoint_seconds, "checkpoint_seconds", low=0.0)
+    if snapshot_every is not None:
+        check_int(snapshot_every, "snapshot_every", low=1)
+        if out_dir is None:
+            raise ValueError("snapshot_every needs out_dir, where the snapshots are written")
     labels = train_y.detach().cpu()
     sampler = recipe_sampler(config.recipe, labels, config.batch_size, config.samples_per_class)
     device = _resolve_device(config)
@@ -203,6 +213,8 @@ def train(
                 _save_checkpoint(
                     path, model, optimizer, config, history, signature, generator, device, defense
                 )
+                if snapshot_every is not None and len(history) % snapshot_every == 0:
+                    _keep_snapshot(path, len(history))
             if not math.isfinite(entry["loss"]):
                 logger.warning(
                     "training loss is %s at epoch %d: stopping", entry["loss"], entry["epoch"]
@@ -211,6 +223,15 @@ def train(
                 break
     barrier()  # under torchrun: rank 0's checkpoint is written before any rank returns
     return TrainResult(model.eval(), config, history, path, diverged=diverged)
+
+
+def _keep_snapshot(path: Path, epoch: int) -> None:
+    """Copy the end-of-epoch checkpoint ``path`` to ``epoch{epoch}.pt`` beside it, atomically."""
+    target = path.with_name(f"epoch{epoch}.pt")
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, target)
+    logger.info("kept the checkpoint of epoch %d as %s", epoch, target)
 
 
 def _run_epoch(
