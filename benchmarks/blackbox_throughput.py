@@ -13,9 +13,11 @@ rounds, best and median of each:
   and the list's cut);
 - *SPSA step*: one whole SPSA iteration of :class:`~rankattack.blackbox.OrderAttack`
   (noise, projection, the oracle call, tau_S, gradient estimate, sign step), through
-  the search driver.
+  the search driver; ``--optimizers`` adds one iteration of each optimizer named (``nes``,
+  ``rand``, ``square``, ``pso``, ``beta``), timed the same way.
 
-Target: SPSA step images/s >= 0.8 x forward images/s. ``--http`` also serves the model
+Target: SPSA step images/s >= 0.8 x forward images/s (and the same for every optimizer:
+its own work, noise included, small beside the oracle call). ``--http`` also serves the model
 on 127.0.0.1 (a free port; the loop is bounded) and times :class:`HTTPOracle` against it
 with top_n = 50, splitting the time into client encoding, JSON parsing of the answer,
 the server's search and the rest (HTTP and the server's JSON).
@@ -23,7 +25,8 @@ the server's search and the rest (HTTP and the server's JSON).
 Times are process CPU time by default (``--clock wall`` for wall clock): on a machine
 shared with other jobs, wall-clock rounds mostly measure the neighbours.
 
-Run: ``python benchmarks/blackbox_throughput.py [--rounds 5] [--threads 1] [--http]``
+Run: ``python benchmarks/blackbox_throughput.py [--rounds 5] [--threads 1] [--http]
+[--optimizers spsa nes rand square pso beta]``
 """
 
 from __future__ import annotations
@@ -39,10 +42,10 @@ import torch
 
 from rankattack import Gallery
 from rankattack.blackbox import HTTPOracle, ModelOracle
+from rankattack.blackbox.optimizers import OPTIMIZERS
 from rankattack.blackbox.protocol import encode_images
-from rankattack.blackbox.search import SearchProblem
+from rankattack.blackbox.search import Optimizer, SearchProblem
 from rankattack.blackbox.server import SearchService, make_server
-from rankattack.blackbox.spsa import SPSA
 from rankattack.keyedrandom import KeyedRandom
 from rankattack.models import C2F2
 from rankattack.objectives import order_agreement
@@ -64,6 +67,8 @@ def main() -> None:
     p.add_argument("--population", type=int, default=50)
     p.add_argument("--gallery", type=int, default=10_000)
     p.add_argument("--http", action="store_true", help="also time the HTTP path")
+    p.add_argument("--optimizers", nargs="+", choices=sorted(OPTIMIZERS), default=["spsa"],
+                   help="optimizers whose step is timed (default: spsa)")  # fmt: skip
     p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                    help="process CPU time (steady on a shared machine; the server thread "
                    "counts too) or wall-clock time (default: cpu)")  # fmt: skip
@@ -98,16 +103,19 @@ def main() -> None:
     def oracle_exact() -> None:
         order_agreement(oracle.locate(images, items[owners], owner=owners))
 
-    def spsa_step() -> None:
-        def score(imgs: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            pos = oracle.order_of(imgs, items[rows], owner=rows)
-            return order_agreement(pos), pos
+    def score(imgs: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pos = oracle.order_of(imgs, items[rows], owner=rows)
+        return order_agreement(pos), pos
 
-        rows0 = torch.arange(b)
+    def one_step(opt: Optimizer) -> None:
+        """One population (plus what the optimizer reserves, e.g. SPSA's final iterate)."""
         start = torch.zeros(b, k, dtype=torch.long)
-        problem = SearchProblem(score, x, 4 / 255, pop + 1, torch.full((b,), -1.0), start,
-                                rows0, KeyedRandom(0))  # fmt: skip
-        SPSA(population=pop).search(problem, 4 / 255)  # one population + the final iterate
+        problem = SearchProblem(score, x, 4 / 255, pop + opt.reserve, torch.full((b,), -1.0),
+                                start, torch.arange(b), KeyedRandom(0))  # fmt: skip
+        opt.search(problem, 4 / 255)
+
+    steps = {f"{OPTIMIZERS[n].__name__} step": OPTIMIZERS[n](population=pop)
+             for n in args.optimizers}  # fmt: skip
 
     with torch.no_grad():
         emb = gallery.distance.prepare(model(images))
@@ -122,10 +130,12 @@ def main() -> None:
     n_images = b * pop
     times: dict[str, list[float]] = {
         "forward": [], "  distances": [], "  positions": [], "oracle (positions)": [],
-        "oracle (order)": [], "oracle (order, top 50)": [], "SPSA step": []
+        "oracle (order)": [], "oracle (order, top 50)": [], **{name: [] for name in steps}
     }  # fmt: skip
-    for fn in (forward, distances, positions, oracle_exact, oracle_call, oracle_short, spsa_step):
+    for fn in (forward, distances, positions, oracle_exact, oracle_call, oracle_short):
         fn()  # warm-up
+    for opt in steps.values():
+        one_step(opt)
     for _ in range(args.rounds):
         times["forward"].append(timed(forward))
         times["  distances"].append(timed(distances))
@@ -133,8 +143,10 @@ def main() -> None:
         times["oracle (positions)"].append(timed(oracle_exact))
         times["oracle (order)"].append(timed(oracle_call))
         times["oracle (order, top 50)"].append(timed(oracle_short))
-        # the step also scores its final iterate (b more images): count them
-        times["SPSA step"].append(timed(spsa_step) * n_images / (n_images + b))
+        for name, opt in steps.items():
+            # a step may also score a reserved iterate (b more images each): count them
+            share = n_images / (n_images + b * opt.reserve)
+            times[name].append(timed(lambda opt=opt: one_step(opt)) * share)
     print(f"C2F2, gallery {args.gallery}, {b} queries x population {pop} = {n_images} images, "
           f"{args.threads} thread(s), {args.rounds} rounds, {args.clock} time")  # fmt: skip
     print(f"{'':22s} {'best s':>8s} {'median s':>9s} {'images/s':>9s} {'vs forward':>10s}")
@@ -143,12 +155,13 @@ def main() -> None:
         best = min(ts)
         print(f"{name:22s} {best:8.3f} {statistics.median(ts):9.3f} {n_images / best:9.0f} "
               f"{best_fwd / best:10.2f}")  # fmt: skip
-    overhead = min(times["SPSA step"]) - min(times["oracle (order)"])
+    overhead = {name: min(times[name]) - min(times["oracle (order)"]) for name in steps}
     print("oracle (positions) = forward + distances + exact positions (locate); oracle (order)")
     print("= forward + the items' own distances and order (order_of, what tau_S needs: with")
     print("the whole list visible, no pass over the gallery); top 50 = forward + distances +")
     print("the list's cut (visibility)")
-    print(f"the attack's own work (noise, projection, tau_S, estimate, step): {overhead:.3f} s")
+    for name, extra in overhead.items():
+        print(f"{name}: the attack's own work (noise, projection, tau_S, update): {extra:.3f} s")
     if args.http:
         http(model, gallery, images, args.rounds)
 

@@ -44,6 +44,30 @@ def _hash32(x: Tensor) -> Tensor:
     return x ^ (x >> 16)
 
 
+def _mix(keys: Tensor, counters: Tensor) -> Tensor:
+    """32-bit random integers (as int64) for ``keys`` and ``counters`` (broadcast together)."""
+    x = (keys + _mul32(counters, _GOLDEN)) & _MASK
+    return _hash32(_hash32(x) ^ keys)
+
+
+def _unit(bits: Tensor) -> Tensor:
+    """Float64 numbers in the open interval ``(0, 1)`` from the top 24 of 32 random bits."""
+    return ((bits >> 8).to(torch.float64) + 0.5) / float(1 << 24)
+
+
+def _gamma_proposals(u: Tensor, d: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """Marsaglia and Tsang's proposals from uniforms ``u`` ``[..., 3, T]`` (planes: the two of
+    a Box-Muller normal, the acceptance test's), for ``d``, ``c`` ``[..., 1]``.
+
+    Returns ``log v`` (0 where ``v <= 0``) and whether each proposal is accepted, ``[..., T]``.
+    """
+    z = torch.sqrt(-2.0 * torch.log(u[..., 0, :])) * torch.cos(2.0 * math.pi * u[..., 1, :])
+    v = (1.0 + c * z) ** 3
+    logv = torch.log(v.clamp_min(1e-300))
+    ok = (v > 0) & (torch.log(u[..., 2, :]) < 0.5 * z * z + d - d * v + d * logv)
+    return torch.where(v > 0, logv, torch.zeros_like(logv)), ok
+
+
 def _fold(value: int) -> int:
     value &= (1 << 64) - 1
     return (value ^ (value >> 32)) & _MASK
@@ -92,10 +116,8 @@ class KeyedRandom:
     def bits(self, ids: Tensor, step: int, stream: int, count: int) -> Tensor:
         """``[A, count]`` 32-bit random integers (as int64)."""
         count = check_int(count, "count", low=0)
-        k = self.keys(ids, step, stream).unsqueeze(1)
         j = torch.arange(count, dtype=torch.long, device=ids.device)
-        x = (k + _mul32(j, _GOLDEN)) & _MASK
-        return _hash32(_hash32(x) ^ k)
+        return _mix(self.keys(ids, step, stream).unsqueeze(1), j)
 
     def uniform(
         self,
@@ -106,9 +128,7 @@ class KeyedRandom:
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """``[A, *shape]`` uniform numbers in the open interval ``(0, 1)``."""
-        n = math.prod(shape)
-        b = self.bits(ids, step, stream, n) >> 8  # 24 bits
-        u = (b.to(torch.float64) + 0.5) / float(1 << 24)
+        u = _unit(self.bits(ids, step, stream, math.prod(shape)))
         return u.to(dtype).reshape(ids.shape[0], *shape)
 
     def normal(
@@ -135,10 +155,11 @@ class KeyedRandom:
     ) -> Tensor:
         """Logs of Gamma(``concentration``, 1) draws, shaped like ``concentration`` ``[A, ...]``.
 
-        Marsaglia and Tsang's squeeze method (ACM TOMS 2000) with ``trials`` proposals
-        drawn at once per element (each accepted with probability above 0.95); an element
-        that rejects all of them, with probability below ``0.05 ** trials``, keeps its last
-        proposal. Shapes below 1 use ``G(a) = G(a + 1) U^(1/a)``, in log space so that very
+        Marsaglia and Tsang's squeeze method (ACM TOMS 2000) with up to ``trials``
+        proposals per element (each accepted with probability above 0.95): the first is
+        drawn for every element, the others, all at once, for the elements that rejected it;
+        an element that rejects all of them, with probability below ``0.05 ** trials``, keeps
+        its last proposal. Shapes below 1 use ``G(a) = G(a + 1) U^(1/a)``, in log space so that very
         small shapes do not underflow. Computed in float64.
         """
         check_tensor(concentration, "concentration", min_ndim=1, floating=True)
@@ -155,19 +176,32 @@ class KeyedRandom:
         boost = a < 1
         d = torch.where(boost, a + 1, a) - 1.0 / 3.0
         c = 1.0 / torch.sqrt(9.0 * d)
-        u = self.uniform(ids, step, stream, (4, trials, n), torch.float64)
-        z = torch.sqrt(-2.0 * torch.log(u[:, 0])) * torch.cos(2.0 * math.pi * u[:, 1])
-        v = (1.0 + c.unsqueeze(1) * z) ** 3  # [A, trials, n]
-        logv = torch.log(v.clamp_min(1e-300))
-        dd = d.unsqueeze(1)
-        ok = (v > 0) & (torch.log(u[:, 2]) < 0.5 * z * z + dd - dd * v + dd * logv)
-        # the first accepted proposal, else the last one (v = 1, the mode, if it is not > 0)
-        ok[:, -1] |= ~ok.any(1)
-        first = ok.long().argmax(1, keepdim=True)
-        logv = torch.where(v > 0, logv, torch.zeros_like(logv)).gather(1, first).squeeze(1)
+        # The uniforms are those of ``uniform(ids, step, stream, (4, trials, n))``: element
+        # (plane p, trial t, j) has counter (p * trials + t) * n + j. The first trial is drawn
+        # for every element; the later ones only for the few elements that rejected it.
+        keys = self.keys(ids, step, stream)
+        j = torch.arange(n, dtype=torch.long, device=ids.device)
+        planes = torch.arange(4, dtype=torch.long, device=ids.device) * (trials * n)
+        u = _unit(_mix(keys.view(-1, 1, 1), planes.view(4, 1) + j))  # [A, 4, n]
+        logv, ok = _gamma_proposals(
+            u[:, :3].transpose(1, 2).unsqueeze(-1), d.unsqueeze(-1), c.unsqueeze(-1)
+        )
+        logv, ok = logv.squeeze(-1), ok.squeeze(-1)  # [A, n]
+        if trials > 1:
+            # the first accepted of the later trials, else the last one (one host sync)
+            rows, cols = (~ok).nonzero(as_tuple=True)
+            later = torch.arange(1, trials, dtype=torch.long, device=ids.device) * n
+            counters = planes[:3].view(1, 3, 1) + later.view(1, 1, -1) + cols.view(-1, 1, 1)
+            u_r = _unit(_mix(keys[rows].view(-1, 1, 1), counters))  # [R, 3, trials - 1]
+            logv_r, ok_r = _gamma_proposals(
+                u_r, d[rows, cols].unsqueeze(-1), c[rows, cols].unsqueeze(-1)
+            )
+            ok_r[:, -1] |= ~ok_r.any(1)
+            first = ok_r.long().argmax(1, keepdim=True)
+            logv[rows, cols] = logv_r.gather(1, first).squeeze(1)
         out = torch.log(d) + logv
-        boost_u = u[:, 3, 0]  # one more uniform per element for the shape-below-1 boost
-        out = torch.where(boost, out + torch.log(boost_u) / a, out)
+        # one more uniform per element (plane 3 of the first trial) for the shape-below-1 boost
+        out = torch.where(boost, out + torch.log(u[:, 3]) / a, out)
         return out.reshape(concentration.shape)
 
     def rademacher(
