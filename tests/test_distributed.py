@@ -162,12 +162,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(rank: int, port: int, timeout: float) -> None:
+def _launched_as(rank: int, port: int, timeout: float) -> None:
+    """The environment torchrun gives a rank."""
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port), RANKATTACK_DIST_TIMEOUT=str(timeout),
     )  # fmt: skip
     torch.set_num_threads(1)
+
+
+def _start(rank: int, port: int, timeout: float) -> None:
+    _launched_as(rank, port, timeout)
     rd.init_distributed()
 
 
@@ -401,23 +406,26 @@ def test_every_rank_reports_bad_input(job: list[dict[str, Any]]) -> None:
 
 
 def _dying_job(rank: int, port: int, tmp: str) -> None:
-    """Rank 1 dies in the third cell; rank 0 must fail (not hang) and keep a clean file."""
-    _start(rank, port, 20.0)
-    model = _model(tmp)
-    calls = [0]
+    """Rank 1 dies in the third cell; rank 0 must fail (not hang), keep a clean file and end
+    its process group as the command line does (a group left to the interpreter's exit, with
+    a dead peer, can abort the process in gloo's teardown)."""
+    _launched_as(rank, port, 20.0)
+    with rd.distributed_session("evaluate"):
+        model = _model(tmp)
+        calls = [0]
 
-    def embed(x: torch.Tensor) -> torch.Tensor:
-        calls[0] += 1
-        if rank == 1 and calls[0] == 40:
-            os._exit(3)
-        out: torch.Tensor = model(x)
-        return out
+        def embed(x: torch.Tensor) -> torch.Tensor:
+            calls[0] += 1
+            if rank == 1 and calls[0] == 40:
+                os._exit(3)
+            out: torch.Tensor = model(x)
+            return out
 
-    start = time.monotonic()
-    error = _caught(lambda: _evaluate(embed, Path(tmp) / "dying.jsonl"))  # type: ignore[arg-type]
-    Path(tmp, f"dying{rank}.json").write_text(
-        json.dumps({"error": error, "seconds": time.monotonic() - start})
-    )
+        start = time.monotonic()
+        error = _caught(lambda: _evaluate(embed, Path(tmp) / "dying.jsonl"))  # type: ignore[arg-type]
+        Path(tmp, f"dying{rank}.json").write_text(
+            json.dumps({"error": error, "seconds": time.monotonic() - start})
+        )
 
 
 def test_a_dying_rank_stops_the_job_with_a_clean_results_file(tmp_path: Path) -> None:
