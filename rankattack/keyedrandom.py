@@ -159,8 +159,8 @@ class KeyedRandom:
         proposals per element (each accepted with probability above 0.95): the first is
         drawn for every element, the others, all at once, for the elements that rejected it;
         an element that rejects all of them, with probability below ``0.05 ** trials``, keeps
-        its last proposal. Shapes below 1 use ``G(a) = G(a + 1) U^(1/a)``, in log space so that very
-        small shapes do not underflow. Computed in float64.
+        its last proposal. Shapes below 1 use ``G(a) = G(a + 1) U^(1/a)``, in log space so
+        that very small shapes do not underflow. Computed in float64.
         """
         check_tensor(concentration, "concentration", min_ndim=1, floating=True)
         if concentration.shape[0] != ids.shape[0]:
